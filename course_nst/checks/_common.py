@@ -1,0 +1,74 @@
+"""Shared machinery of the exercise checkers.
+
+Each exercise is an :class:`Exercise`: a ``grade_id`` (the nbgrader id of the
+notebook cell where the student writes the function), the function's name, and a
+``diagnose`` function that returns a list of problems in words a student
+understands (an empty list means every check passed).
+
+``Exercise.check(fn)`` is what a notebook cell calls: it prints one line on
+success, and the problems on failure, and never raises, so the rest of the
+notebook still runs. ``Exercise.evaluate(fn)`` returns a :class:`CheckResult`
+for the grader.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["CheckResult", "Exercise", "NOT_IMPLEMENTED"]
+
+NOT_IMPLEMENTED = "not implemented yet: you have not written this function yet (it raises NotImplementedError)"
+
+
+@dataclass
+class CheckResult:
+    """The outcome of checking one student function."""
+
+    name: str
+    passed: bool
+    problems: list[str] = field(default_factory=list)
+    not_implemented: bool = False
+
+    def report(self) -> str:
+        if self.passed:
+            return f"{self.name}: all checks passed"
+        if self.not_implemented:
+            return f"{self.name}: {NOT_IMPLEMENTED}"
+        lines = [f"{self.name}: {len(self.problems)} problem(s) found"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: where it lives, what it teaches, and how to check it."""
+
+    grade_id: str
+    function: str
+    diagnose: Callable[[Callable[..., Any]], list[str]]
+    notebook: str
+    teaches: str
+    points: int = 1
+
+    def evaluate(self, fn: Callable[..., Any]) -> CheckResult:
+        """Run the checks on ``fn``; never raises."""
+        if not callable(fn):
+            return CheckResult(self.function, False, [f"expected a function, got {type(fn).__name__}"])
+        try:
+            problems = list(self.diagnose(fn))
+        except NotImplementedError:
+            return CheckResult(self.function, False, [NOT_IMPLEMENTED], not_implemented=True)
+        except Exception as e:  # noqa: BLE001 - a student's bug, reported in words
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            return CheckResult(
+                self.function,
+                False,
+                [f"your function raised {type(e).__name__}: {e} (line {where.lineno}: {where.line})"],
+            )
+        return CheckResult(self.function, not problems, problems)
+
+    def check(self, fn: Callable[..., Any]) -> None:
+        """Print a one-line success message, or the problems found. Never raises."""
+        print(self.evaluate(fn).report())

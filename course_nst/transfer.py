@@ -1,0 +1,391 @@
+"""The Neural Style Transfer algorithm of the lecture.
+
+1. Initialise the generated image G (white noise, as in the lecture, or the content
+   image).
+2. Repeatedly compute J(G) = alpha J_content(C, G) + beta J_style(S, G) on the
+   backbone's activations and let an optimiser update the pixels of G.
+
+The targets (the content image's activations and the style image's Gram
+matrices) are computed once, before the loop. Each cost evaluation is then one
+forward pass of G up to the deepest layer used, the costs, and one backward pass
+to the pixels (the network's own parameters are frozen and get no gradients).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import costs
+from .backbones import Backbone, load_backbone
+from .errors import InputError
+
+__all__ = ["Result", "NonFiniteCostError", "StyleTransferObjective", "style_transfer", "initial_image"]
+
+
+@dataclass
+class Result:
+    """What :func:`style_transfer` returns.
+
+    Attributes:
+        image: the best generated image (lowest J seen), ``[1,3,H,W]`` in [0,1], on the CPU.
+        history: one record per cost evaluation: ``{"step", "J", "J_content", "J_style",
+            "J_tv"}`` (floats).
+        stopped: why the run ended before ``steps``: ``None`` (it did not),
+            ``"callback"``, ``"interrupted"`` (Ctrl-C) or ``"non-finite"``.
+        settings: the settings used (backbone, layers, alpha, beta, ...).
+        seconds: wall time of the optimisation loop.
+    """
+
+    image: Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def curve(self, key: str = "J") -> list[float]:
+        """One cost (``"J"``, ``"J_content"``, ``"J_style"`` or ``"J_tv"``) per evaluation."""
+        return [rec[key] for rec in self.history]
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The record of the best (returned) image."""
+        if not self.history:
+            return {}
+        return min(self.history, key=lambda r: r["J"])
+
+    def save(self, path: str | Path) -> Path:
+        from .images import save_image
+
+        return save_image(self.image, path)
+
+
+class NonFiniteCostError(RuntimeError):
+    """The cost became NaN or infinite. ``.result`` holds the last finite image."""
+
+    def __init__(self, message: str, result: Result):
+        super().__init__(message)
+        self.result = result
+
+
+# --------------------------------------------------------------------------------------
+def _as_image(x: Any, what: str, max_size: int | None) -> Tensor:
+    """Tensors pass through; paths, PIL images, arrays and sample names are loaded."""
+    from . import images
+
+    img = None
+    if isinstance(x, str) and not Path(x).exists():
+        from . import samples
+
+        if samples.is_sample(x):
+            img = samples.load(x)
+    if img is None:
+        img = images.load_image(x)
+    if max_size is not None:
+        img = images.resize(img, max_size)
+    return img
+
+
+def initial_image(
+    init: str | Tensor,
+    content: Tensor | None,
+    shape: tuple[int, int],
+    seed: int = 0,
+) -> Tensor:
+    """The starting point of the optimisation, ``[1,3,H,W]`` in [0,1].
+
+    ``"noise"``: white noise, every pixel uniform in [0,1] (the lecture's step 1).
+    ``"content"``: a copy of the content image.
+    ``"content+noise"``: the content image with uniform noise in [-0.5, 0.5] mixed in
+        (60% noise, as in the Coursera assignment), clamped to [0,1].
+    A tensor: used as given (resized to the content's size if needed).
+    """
+    H, W = shape
+    gen = torch.Generator().manual_seed(int(seed))
+    if isinstance(init, Tensor):
+        from .images import load_image
+
+        img = load_image(init)
+        if img.shape[-2:] != (H, W):
+            img = F.interpolate(img, size=(H, W), mode="bilinear", align_corners=False, antialias=True)
+        return img.clamp(0, 1)
+    if init == "noise":
+        return torch.rand(1, 3, H, W, generator=gen)
+    if init in ("content", "content+noise"):
+        if content is None:
+            raise InputError(f"init={init!r} needs a content image")
+        if init == "content":
+            return content.clone()
+        noise = torch.rand(1, 3, H, W, generator=gen) - 0.5
+        return (0.4 * content + 0.6 * (content + noise)).clamp(0, 1)
+    raise InputError(f"unknown init {init!r}; use 'noise', 'content', 'content+noise' or an image tensor")
+
+
+class StyleTransferObjective:
+    """J(G) for fixed C and S: the targets are computed once, then ``__call__`` is cheap.
+
+    ``objective(G)`` returns a dict of 0-d tensors ``J, J_content, J_style, J_tv``; J is
+    differentiable with respect to G.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        content: Tensor | None,
+        style: Tensor | None,
+        *,
+        content_layer: str,
+        style_layers: Mapping[str, float],
+        alpha: float,
+        beta: float,
+        tv_weight: float,
+        out_shape: tuple[int, int],
+    ):
+        self.backbone = backbone
+        self.alpha, self.beta, self.tv_weight = float(alpha), float(beta), float(tv_weight)
+        self.use_content = content is not None and self.alpha != 0.0
+        self.use_style = style is not None and self.beta != 0.0 and bool(style_layers)
+        self.content_layer = content_layer
+        self.style_layers = dict(style_layers) if self.use_style else {}
+        self.layers = list(dict.fromkeys(([content_layer] if self.use_content else []) + list(self.style_layers)))
+        backbone.check_layers(self.layers)
+        dev = backbone.device
+        H, W = out_shape
+        with torch.inference_mode():
+            self.a_C = backbone.features(content.to(dev), [content_layer])[content_layer].clone() if self.use_content else None
+            self.gram_S: dict[str, Tensor] = {}
+            if self.use_style:
+                acts_S = backbone.features(style.to(dev), list(self.style_layers))
+                # positions of each layer for the generated image's size, to rescale G(S)
+                # when the style image has another size (see costs.layer_style_cost)
+                probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), list(self.style_layers))
+                for name, a_S in acts_S.items():
+                    g = costs.gram_matrix(a_S)
+                    pos_S = a_S.shape[2] * a_S.shape[3]
+                    pos_G = probe[name].shape[2] * probe[name].shape[3]
+                    self.gram_S[name] = (g * (pos_G / pos_S)).clone()
+        if self.use_content and self.a_C.shape[-2:] != self._layer_shape(content_layer, H, W):
+            raise InputError("the content image and the generated image must have the same size")
+
+    def _layer_shape(self, layer: str, H: int, W: int) -> tuple[int, int]:
+        with torch.inference_mode():
+            a = self.backbone.features(torch.zeros(1, 3, H, W, device=self.backbone.device), [layer])[layer]
+        return tuple(a.shape[-2:])
+
+    def __call__(self, G: Tensor) -> dict[str, Tensor]:
+        zero = G.new_zeros(())
+        acts = self.backbone.features(G, self.layers) if self.layers else {}
+        J_content = costs.content_cost(self.a_C, acts[self.content_layer]) if self.use_content else zero
+        J_style = zero
+        for name, lam in self.style_layers.items():
+            J_style = J_style + lam * costs.layer_style_cost(None, acts[name], gram_S=self.gram_S[name])
+        J = costs.total_cost(J_content, J_style, self.alpha, self.beta)
+        J_tv = costs.total_variation(G) if self.tv_weight else zero
+        if self.tv_weight:
+            J = J + self.tv_weight * J_tv
+        return {"J": J, "J_content": J_content, "J_style": J_style, "J_tv": J_tv}
+
+
+def _check_positive(value: Any, what: str, *, integer: bool = False, allow_zero: bool = False) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "an integer" if integer else "a number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"{what} must be {kind} {bound}, got {value!r}")
+
+
+def style_transfer(
+    content: Any,
+    style: Any,
+    *,
+    backbone: Backbone | str | None = None,
+    size: int | None = None,
+    steps: int | None = None,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    init: str | Tensor = "noise",
+    alpha: float | None = None,
+    beta: float | None = None,
+    content_layer: str | None = None,
+    style_layers: Mapping[str, float] | list[str] | None = None,
+    tv_weight: float | None = None,
+    seed: int = 0,
+    callback: Callable[[int, Tensor, dict[str, float]], Any] | None = None,
+    progress: bool = True,
+) -> Result:
+    """Generate an image with the content of ``content`` and the style of ``style``.
+
+    Args:
+        content: the content image C (tensor ``[1,3,H,W]`` in [0,1], path, PIL image,
+            array or sample name). ``None`` for a pure style reconstruction (then
+            ``size`` sets the output size, in the style image's aspect).
+        style: the style image S (any size or aspect). ``None`` for a pure content
+            reconstruction.
+        backbone: a :class:`Backbone`, a name, or ``None`` for ``load_backbone("auto")``.
+        size: longer side, in pixels, to resize the content image to (``None``: as given).
+        steps: number of cost evaluations (``None``: the backbone's default).
+        optimizer: ``"lbfgs"`` (default; one evaluation per step) or ``"adam"``.
+        lr: learning rate (``None``: 1.0 for L-BFGS, 0.02 for Adam).
+        init: ``"noise"`` (the lecture's white noise), ``"content"``,
+            ``"content+noise"``, or an image tensor.
+        alpha, beta: weights of J_content and J_style (``None``: backbone defaults).
+        content_layer: layer name for J_content (``None``: backbone default).
+        style_layers: ``{layer: lambda}`` or a list of layers (equal lambdas summing to 1).
+        tv_weight: weight of an optional total-variation smoothness term (``None``:
+            backbone default; ``0`` for the lecture's cost exactly).
+        seed: seeds the initial noise; a CPU run with the same seed gives the same
+            image bit for bit.
+        callback: ``callback(step, image, record)`` after each evaluation; return True
+            to stop early.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        :class:`Result` with the best image and one history record per evaluation.
+        Ctrl-C stops the run and returns the best image so far
+        (``result.stopped == "interrupted"``). A NaN or infinite cost raises
+        :class:`NonFiniteCostError`, whose ``.result`` keeps the last finite image.
+    """
+    if backbone is None or isinstance(backbone, str):
+        backbone = load_backbone(backbone or "auto")
+    if not isinstance(backbone, Backbone):
+        raise InputError(f"backbone must be a Backbone or a name, got {type(backbone).__name__}")
+    d = backbone.defaults
+    steps = d.steps if steps is None else steps
+    alpha = d.alpha if alpha is None else alpha
+    beta = d.beta if beta is None else beta
+    tv_weight = d.tv_weight if tv_weight is None else tv_weight
+    content_layer = d.content_layer if content_layer is None else content_layer
+    if style_layers is None:
+        style_layers = dict(d.style_layers)
+    elif not isinstance(style_layers, Mapping):
+        style_layers = list(style_layers)
+        style_layers = {n: 1.0 / len(style_layers) for n in style_layers} if style_layers else {}
+    _check_positive(steps, "steps", integer=True)
+    if size is not None:
+        _check_positive(size, "size", integer=True)
+    for value, what in ((alpha, "alpha"), (beta, "beta"), (tv_weight, "tv_weight")):
+        _check_positive(value, what, allow_zero=True)
+    for lam in style_layers.values():
+        _check_positive(lam, "every style-layer weight lambda", allow_zero=True)
+    backbone.check_layers([content_layer, *style_layers])
+    if optimizer not in ("lbfgs", "adam"):
+        raise InputError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+    lr = (1.0 if optimizer == "lbfgs" else 0.02) if lr is None else lr
+    _check_positive(lr, "lr")
+    if content is None and style is None:
+        raise InputError("give a content image, a style image, or both")
+
+    C = _as_image(content, "content", size) if content is not None else None
+    S = _as_image(style, "style", None) if style is not None else None
+    if C is not None:
+        H, W = C.shape[-2:]
+    else:
+        if size is None:
+            H, W = S.shape[-2:]
+        else:
+            from .images import resize
+
+            H, W = resize(S, size).shape[-2:]
+    if S is not None:
+        from .images import resize
+
+        S = resize(S, max(H, W))  # the style's long side matches the output's long side
+
+    objective = StyleTransferObjective(
+        backbone,
+        C,
+        S,
+        content_layer=content_layer,
+        style_layers=style_layers,
+        alpha=alpha,
+        beta=beta,
+        tv_weight=tv_weight,
+        out_shape=(H, W),
+    )
+    dev = backbone.device
+    G = initial_image(init, C, (H, W), seed).to(dev).requires_grad_(True)
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([G], lr=lr, max_iter=1, history_size=50)
+    else:
+        opt = torch.optim.Adam([G], lr=lr)
+
+    settings = dict(
+        backbone=backbone.name,
+        weights=getattr(backbone, "weights", "pretrained"),
+        size=(H, W),
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr,
+        init=init if isinstance(init, str) else "tensor",
+        alpha=alpha,
+        beta=beta,
+        content_layer=content_layer if objective.use_content else None,
+        style_layers=dict(objective.style_layers),
+        tv_weight=tv_weight,
+        seed=seed,
+    )
+    result = Result(image=G.detach().cpu().clone(), settings=settings)
+    best_J = math.inf
+    last_finite = result.image
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="style transfer", leave=False)
+
+    state = {"stop": False}
+
+    def closure() -> Tensor:
+        nonlocal best_J, last_finite
+        opt.zero_grad(set_to_none=True)
+        terms = objective(G)
+        J = terms["J"]
+        record = {"step": len(result.history) + 1, **{k: float(v.detach()) for k, v in terms.items()}}
+        if not math.isfinite(record["J"]):
+            result.image = last_finite
+            raise NonFiniteCostError(
+                f"the cost became {record['J']} at step {record['step']}; lower lr, alpha or beta "
+                "(the last finite image is in .result)",
+                result,
+            )
+        J.backward()
+        result.history.append(record)
+        snapshot = G.detach()
+        last_finite = snapshot.clamp(0, 1).cpu()
+        if record["J"] < best_J:
+            best_J = record["J"]
+            result.image = last_finite.clone()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(J=f"{record['J']:.4g}")
+        if callback is not None and callback(record["step"], last_finite, record):
+            state["stop"] = True
+        return J
+
+    t0 = time.perf_counter()
+    try:
+        while len(result.history) < steps and not state["stop"]:
+            opt.step(closure)
+            with torch.no_grad():
+                G.clamp_(0, 1)
+        if state["stop"]:
+            result.stopped = "callback"
+    except KeyboardInterrupt:
+        result.stopped = "interrupted"
+        print(f"interrupted after {len(result.history)} evaluations: returning the best image so far")
+    except NonFiniteCostError:
+        result.stopped = "non-finite"
+        result.seconds = time.perf_counter() - t0
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    result.seconds = time.perf_counter() - t0
+    return result
