@@ -1,0 +1,76 @@
+"""Exercise checkers for the notebooks: friendly diagnostics, one line on success.
+
+In a notebook::
+
+    from course_nst.checks import check_content_cost
+    check_content_cost(content_cost)      # prints "content_cost: all checks passed"
+
+For a grader, :data:`EXERCISES` maps each exercise cell's nbgrader ``grade_id`` to its
+:class:`Exercise`; ``EXERCISES[grade_id].evaluate(student_function)`` returns a
+:class:`CheckResult` and never raises.
+
+Each submodule (``costs``, and ``convnets`` for notebook 01 when present) lists its
+exercises in its own ``EXERCISES`` list; they are merged here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from . import costs
+from ._common import NOT_IMPLEMENTED, CheckResult, Exercise
+from .costs import (
+    check_content_cost,
+    check_gram_matrix,
+    check_layer_style_cost,
+    check_optimization_step,
+    check_style_cost,
+    check_total_cost,
+)
+
+__all__ = [
+    "EXERCISES",
+    "CheckResult",
+    "Exercise",
+    "NOT_IMPLEMENTED",
+    "check_content_cost",
+    "check_gram_matrix",
+    "check_layer_style_cost",
+    "check_optimization_step",
+    "check_style_cost",
+    "check_total_cost",
+]
+
+_SUBMODULES: list[ModuleType] = []
+
+try:
+    convnets = importlib.import_module(f"{__name__}.convnets")
+except ModuleNotFoundError as e:  # the notebook-01 checkers are optional
+    if e.name != f"{__name__}.convnets":
+        raise  # convnets exists but one of its own imports is missing: say so
+    convnets = None  # type: ignore[assignment]
+else:
+    _SUBMODULES.append(convnets)
+    for _name in getattr(convnets, "__all__", ()):
+        if _name.startswith("check_"):
+            globals()[_name] = getattr(convnets, _name)
+            __all__.append(_name)
+
+_SUBMODULES.insert(0, costs)
+
+
+def _merge(modules: list[ModuleType]) -> dict[str, Exercise]:
+    merged: dict[str, Exercise] = {}
+    for module in modules:
+        for exercise in getattr(module, "EXERCISES", ()):
+            if exercise.grade_id in merged:
+                raise ValueError(
+                    f"grade_id {exercise.grade_id!r} is defined twice "
+                    f"(in {module.__name__} and in an earlier checks module)"
+                )
+            merged[exercise.grade_id] = exercise
+    return merged
+
+
+EXERCISES: dict[str, Exercise] = _merge(_SUBMODULES)
