@@ -40,6 +40,7 @@ For VGG19: conv1_1 sees 3 pixels, conv3_1 24, conv4_2 84 and conv5_1 156.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -103,8 +104,8 @@ class ReceptiveField:
         the box may reach outside the image (into the padding).
         """
         half = (self.size - 1) / 2
-        top = int(round(self.start + row * self.stride - half))
-        left = int(round(self.start + col * self.stride - half))
+        top = math.floor(self.start + row * self.stride - half + 0.5)
+        left = math.floor(self.start + col * self.stride - half + 0.5)
         return top, left, top + self.size, left + self.size
 
     def as_tuple(self) -> tuple[int, int, float]:

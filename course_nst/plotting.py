@@ -1,0 +1,308 @@
+"""Matplotlib figures for the notebooks.
+
+Plain functions: each takes tensors (images ``[1,3,H,W]`` in [0,1], activations
+``[1,n_C,n_H,n_W]``) or results from the package, converts to NumPy at the edge,
+and returns the :class:`matplotlib.figure.Figure` it drew (call ``plt.show()``
+in a notebook). Nothing here changes global matplotlib state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import InputError
+
+__all__ = [
+    "to_display",
+    "plot_filters",
+    "plot_feature_maps",
+    "plot_rf_growth",
+    "plot_receptive_fields",
+    "plot_patch_grid",
+    "plot_unit_patches",
+    "patch_mosaic",
+]
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_display(image: Tensor) -> np.ndarray:
+    """``[1,3,H,W]`` / ``[3,H,W]`` in [0,1] -> ``H x W x 3`` NumPy array for ``imshow``."""
+    x = image.detach().float().cpu()
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise InputError(f"expected one image [1,3,H,W], got shape {list(x.shape)}")
+        x = x[0]
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise InputError(f"expected an image [1,3,H,W] or [3,H,W], got shape {list(image.shape)}")
+    return x.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def _resize_tile(patch: Tensor, tile: int) -> Tensor:
+    """Resize ``[3,s,s]`` to ``[3,tile,tile]``: nearest when enlarging (pixels stay visible)."""
+    s = patch.shape[-1]
+    if s == tile:
+        return patch
+    mode = "nearest" if s < tile else "area"
+    return F.interpolate(patch[None], size=(tile, tile), mode=mode)[0]
+
+
+def patch_mosaic(
+    patches: Tensor,
+    ncols: int = 3,
+    tile: int = 64,
+    gap: int = 2,
+    n: int | None = None,
+    blank: Sequence[bool] | None = None,
+    background: float = 1.0,
+) -> np.ndarray:
+    """Tile ``[n,3,s,s]`` patches into one ``H x W x 3`` array, ``ncols`` per row.
+
+    ``n`` slots are drawn (default: as many as patches); empty slots and those
+    flagged in ``blank`` are light grey.
+    """
+    count = patches.shape[0] if n is None else n
+    nrows = max(1, math.ceil(count / ncols))
+    H = nrows * tile + (nrows - 1) * gap
+    W = ncols * tile + (ncols - 1) * gap
+    out = torch.full((3, H, W), background)
+    for i in range(count):
+        r, c = divmod(i, ncols)
+        y, x = r * (tile + gap), c * (tile + gap)
+        if i < patches.shape[0] and not (blank is not None and blank[i]):
+            out[:, y : y + tile, x : x + tile] = _resize_tile(patches[i].float(), tile)
+        else:
+            out[:, y : y + tile, x : x + tile] = 0.85
+    return out.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def plot_filters(weight: Tensor, ncols: int = 8, title: str | None = None, scale: float = 0.9):
+    """First-layer filters ``[n_C, 3, k, k]`` as small colour images.
+
+    Each filter is scaled on its own, symmetrically around zero: mid-grey is 0,
+    a saturated colour is the filter's strongest weight. A filter that looks red
+    responds to red light where it is bright and to cyan where it is dark.
+    """
+    plt = _plt()
+    w = weight.detach().float().cpu()
+    if w.dim() != 4 or w.shape[1] != 3:
+        raise InputError(f"expected first-layer weights [n_C, 3, k, k], got shape {list(w.shape)}")
+    n = w.shape[0]
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            f = w[i]
+            f = 0.5 + 0.5 * f / f.abs().max().clamp_min(1e-12)
+            ax.imshow(f.permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_title(str(i), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(
+    activation: Tensor,
+    channels: Sequence[int] | None = None,
+    ncols: int = 8,
+    title: str | None = None,
+    scale: float = 1.2,
+):
+    """Feature maps of one image: ``activation[0, c]`` for each channel ``c`` (default: the first 16).
+
+    Each map has its own colour scale (dark: low, bright: high).
+    """
+    plt = _plt()
+    a = activation.detach().float().cpu()
+    if a.dim() != 4 or a.shape[0] != 1:
+        raise InputError(f"expected an activation [1, n_C, n_H, n_W], got shape {list(a.shape)}")
+    channels = list(range(min(16, a.shape[1]))) if channels is None else list(channels)
+    nrows = math.ceil(len(channels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(channels):
+            ax.imshow(a[0, channels[i]].numpy(), cmap="magma")
+            ax.set_title(f"unit {channels[i]}", fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rf_growth(
+    tables: Mapping[str, Mapping[str, object]],
+    image_size: int | None = None,
+    ax=None,
+    log: bool = True,
+):
+    """Receptive-field size against depth, one line per backbone.
+
+    ``tables`` maps a label (e.g. a backbone name) to ``{layer: ReceptiveField}``
+    as :func:`course_nst.receptive_field.receptive_field` returns it. The x axis
+    is the position of the layer in the backbone; a few layer names are
+    written next to their points. ``image_size`` draws a line at the input size.
+    """
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+    else:
+        fig = ax.figure
+    for label, table in tables.items():
+        names = list(table)
+        sizes = [table[n].size for n in names]
+        depth = np.arange(1, len(names) + 1)
+        line = ax.plot(depth, sizes, marker="o", ms=3, label=label)[0]
+        # label where the stride changes (and the last layer)
+        last_stride = None
+        for d, n in zip(depth, names):
+            stride = table[n].stride
+            if stride != last_stride or n == names[-1]:
+                ax.annotate(
+                    f"{n} ({table[n].size})", (d, table[n].size), fontsize=7, color=line.get_color(),
+                    xytext=(3, -9), textcoords="offset points",
+                )
+                last_stride = stride
+    if image_size:
+        ax.axhline(image_size, color="grey", ls="--", lw=1)
+        ax.text(1, image_size * 1.05, f"input image {image_size} px", color="grey", fontsize=8)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("layer (position in the network, input side on the left)")
+    ax.set_ylabel("receptive field size (pixels)")
+    ax.set_title("A unit sees a larger patch of the image the deeper its layer is")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_receptive_fields(
+    image: Tensor,
+    fields: Mapping[str, object],
+    centre: tuple[int, int] | None = None,
+    ax=None,
+):
+    """Draw the receptive fields of several layers, centred near one point of ``image``.
+
+    For each layer, the unit whose receptive field is centred closest to
+    ``centre`` (default: the middle of the image) is drawn as a square.
+    """
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    img = to_display(image)
+    H, W = img.shape[:2]
+    cy, cx = (H // 2, W // 2) if centre is None else centre
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 5))
+    else:
+        fig = ax.figure
+    ax.imshow(img)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(fields))))
+    for (name, rf), colour in zip(fields.items(), colours):
+        row = max(0, round((cy - rf.start) / rf.stride))
+        col = max(0, round((cx - rf.start) / rf.stride))
+        top, left, bottom, right = rf.box(row, col)
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), rf.size, rf.size, fill=False, lw=2, ec=colour,
+                               label=f"{name}: {rf.size} px"))
+    ax.set_xlim(-0.5 - W * 0.25, W * 1.25 - 0.5)
+    ax.set_ylim(H * 1.25 - 0.5, -0.5 - H * 0.25)
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
+    ax.set_title("receptive fields (squares may reach into the padding)")
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def plot_patch_grid(
+    result,
+    units: Sequence[int] | None = None,
+    ncols: int = 3,
+    patch_cols: int = 3,
+    tile: int = 48,
+    title: str | None = None,
+    scale: float = 2.3,
+):
+    """Zeiler & Fergus grid: for each unit, its top patches (best top-left, row by row).
+
+    Args:
+        result: a :class:`course_nst.patches.TopPatches`.
+        units: which units (default: the first 9 tracked).
+        ncols: units per row of the figure.
+        patch_cols: patches per row inside a unit's block.
+        tile: pixels per patch in the mosaic (patches are rescaled to it).
+        title: the figure title (default: layer, receptive field and images).
+
+    Each unit's block is titled with its index and the activations of its best
+    and its k-th patch. Patches where the unit is not active (activation <= 0)
+    are left grey; a unit that is never active says so.
+    """
+    plt = _plt()
+    units = list(result.units[:9] if units is None else units)
+    if not units:
+        raise InputError("no units to plot")
+    nrows = math.ceil(len(units) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, u in zip(axes.flat, units):
+        entries = result.entries(u)
+        patches = result.patches(u)
+        blank = [e[0] <= 0 for e in entries]
+        ax.imshow(patch_mosaic(patches, patch_cols, tile, n=result.k, blank=blank))
+        if not entries or entries[0][0] <= 0:
+            ax.set_title(f"unit {u}: never active", fontsize=8)
+        else:
+            ax.set_title(f"unit {u}: {_fmt(entries[0][0])} … {_fmt(entries[-1][0])}", fontsize=8)
+    rf = result.rf
+    if title is None:
+        title = (
+            f"{result.layer}: receptive field {rf.size}×{rf.size} px (stride {rf.stride}); "
+            f"top {result.k} of {result.n_images} images"
+        )
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_unit_patches(result, unit: int, ncols: int = 9, scale: float = 1.3, show_boxes: bool = True):
+    """One unit's top patches, each labelled with its activation and image."""
+    plt = _plt()
+    entries = result.entries(unit)
+    patches = result.patches(unit)
+    n = max(1, result.k)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale + 0.6), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(entries):
+            value, img, r, c = entries[i]
+            if value <= 0:
+                ax.set_title("not active", fontsize=7)
+                continue
+            ax.imshow(to_display(patches[i]), interpolation="nearest" if result.rf.size < 32 else "antialiased")
+            ax.set_title(f"{_fmt(value)}\nimg {img} ({r},{c})", fontsize=7)
+    fig.suptitle(
+        f"{result.layer}, unit {unit}: top {len(entries)} patches, "
+        f"receptive field {result.rf.size}×{result.rf.size} px",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
