@@ -6,7 +6,7 @@ The notebooks in ``notebooks/`` import their tested building blocks from here::
     from course_nst.costs import content_cost, gram_matrix, layer_style_cost, style_cost
 """
 
-from . import costs
+from . import costs, samples
 from .backbones import Backbone, load_backbone
 from .costs import content_cost, gram_matrix, layer_style_cost, style_cost, total_cost, total_variation
 from .errors import InputError

@@ -1,0 +1,246 @@
+"""The ``course-nst`` command line.
+
+    course-nst stylize CONTENT STYLE -o OUT.png [--size N] [--steps N] [--backbone NAME] ...
+    course-nst demo [-o DIR]
+    course-nst samples
+    course-nst weights status
+    course-nst weights download vgg19
+    course-nst release NOTEBOOK... --out DIR [--solutions]
+    course-nst grade STUDENT_NOTEBOOK... [--csv FILE] [--json FILE]
+
+CONTENT and STYLE are image paths or sample names (``course-nst samples`` lists them).
+Mistakes in the input print one line to stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import InputError
+
+DEMO_CONTENT = "chelsea"
+DEMO_STYLE = "swirls"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _load_input(source: str, what: str):
+    from . import samples
+    from .images import load_image
+
+    if not Path(source).exists() and samples.is_sample(source):
+        return samples.load(source)
+    if not Path(source).exists() and not source.startswith(("http://", "https://")):
+        raise InputError(
+            f"{what} {source!r} is neither an existing file nor a sample name "
+            f"(samples: {', '.join(samples.names())})"
+        )
+    return load_image(source)
+
+
+def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
+    from .backbones import load_backbone
+    from .transfer import NonFiniteCostError, style_transfer
+
+    backbone = load_backbone(args.backbone, device=args.device)
+    if args.content_layer or args.style_layers:
+        backbone.check_layers([args.content_layer or backbone.content_layer, *(args.style_layers or [])])
+    print(f"backbone: {backbone.name} on {backbone.device}", file=sys.stderr)
+    t0 = time.perf_counter()
+    try:
+        result = style_transfer(
+            content,
+            style,
+            backbone=backbone,
+            size=args.size,
+            steps=args.steps,
+            optimizer=args.optimizer,
+            init=args.init,
+            alpha=args.alpha,
+            beta=args.beta,
+            tv_weight=args.tv_weight,
+            content_layer=args.content_layer,
+            style_layers=args.style_layers,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+    except NonFiniteCostError as e:
+        path = e.result.save(out)
+        print(f"error: {e}; the last finite image was saved to {path}", file=sys.stderr)
+        return 1
+    path = result.save(out)
+    first, best = result.history[0], result.final
+    note = {"interrupted": " (interrupted: best image so far)", "callback": " (stopped early)"}.get(
+        result.stopped or "", ""
+    )
+    print(f"wrote {path}{note}")
+    print(
+        f"J before: {first['J']:.4g}  after: {best['J']:.4g}  "
+        f"(J_content {best['J_content']:.4g}, J_style {best['J_style']:.4g}; "
+        f"{len(result.history)} evaluations in {time.perf_counter() - t0:.1f} s)"
+    )
+    return 0
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    content = _load_input(args.content, "content")
+    style = _load_input(args.style, "style")
+    out = Path(args.output)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(f"output file must end in .png or .jpg, got {out.name!r}")
+    if out.is_dir():
+        raise InputError(f"output path {out} is a directory; give a file name such as {out / 'result.png'}")
+    return _stylize(content, style, out, args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import samples
+
+    out_dir = Path(args.output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} exists and is not a directory")
+    print(f"demo: the content of '{DEMO_CONTENT}' in the style of '{DEMO_STYLE}' (bundled samples)")
+    out = out_dir / f"demo_{DEMO_CONTENT}_{DEMO_STYLE}.png"
+    return _stylize(samples.load(DEMO_CONTENT), samples.load(DEMO_STYLE), out, args)
+
+
+def _cmd_samples(args: argparse.Namespace) -> int:
+    from . import samples
+
+    for name in samples.names():
+        print(f"{name:16s} {samples.describe(name)}")
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from .backbones import VGG19_URL, efficientnet_lite0_weights_path, vgg19_weights_path
+
+    if args.action == "status":
+        vgg = vgg19_weights_path()
+        print(f"vgg19              {'present' if vgg.is_file() else 'missing'}  {vgg}")
+        if not vgg.is_file():
+            print("                   get it with: course-nst weights download vgg19")
+        eff = efficientnet_lite0_weights_path()
+        print(f"efficientnet_lite0 {'present' if eff.is_file() else 'missing'}  {eff}")
+        return 0
+    # download
+    if args.name != "vgg19":
+        raise InputError(f"only vgg19 can be downloaded (efficientnet_lite0 ships with its pip package), got {args.name!r}")
+    path = vgg19_weights_path()
+    if path.is_file():
+        print(f"already present: {path}")
+        return 0
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {VGG19_URL} (548 MB) to {path}")
+    try:
+        torch.hub.download_url_to_file(VGG19_URL, str(path), hash_prefix="dcbb9e9d", progress=True)
+    except Exception as e:  # noqa: BLE001 - network problems are the user's to fix
+        raise InputError(
+            f"download failed ({type(e).__name__}: {e}); without internet, copy vgg19-dcbb9e9d.pth to {path}".splitlines()[0]
+        ) from e
+    print(f"saved {path}")
+    return 0
+
+
+def _add_transfer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=_positive_int, default=256, help="longer side of the output in pixels (default 256)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="cost evaluations (default: the backbone's)")
+    p.add_argument("--backbone", default="auto", help="auto (default), vgg19 or efficientnet_lite0")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--init", default="noise", choices=["noise", "content", "content+noise"], help="starting image")
+    p.add_argument("--alpha", type=_non_negative_float, default=None, help="content weight")
+    p.add_argument("--beta", type=_non_negative_float, default=None, help="style weight")
+    p.add_argument("--tv-weight", type=_non_negative_float, default=None, help="total-variation weight")
+    p.add_argument("--content-layer", default=None, help="layer for the content cost")
+    p.add_argument("--style-layers", nargs="+", default=None, metavar="LAYER", help="layers for the style cost (equal lambdas)")
+    p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="course-nst", description="Neural Style Transfer, offline, for the course-nst notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("stylize", help="make an image with the content of one image and the style of another")
+    p.add_argument("content", help="content image: a path or a sample name")
+    p.add_argument("style", help="style image: a path or a sample name")
+    p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
+    _add_transfer_options(p)
+    p.set_defaults(func=_cmd_stylize)
+
+    p = sub.add_parser("demo", help=f"stylize the bundled '{DEMO_CONTENT}' photo with the '{DEMO_STYLE}' style")
+    p.add_argument("-o", "--output-dir", default="out", help="directory for the result (default: out)")
+    _add_transfer_options(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("samples", help="list the bundled sample images")
+    p.set_defaults(func=_cmd_samples)
+
+    p = sub.add_parser("weights", help="show or fetch network weights")
+    wsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    wsub.add_parser("status", help="which weights are present locally")
+    d = wsub.add_parser("download", help="download weights (needs internet)")
+    d.add_argument("name", help="vgg19")
+    p.set_defaults(func=_cmd_weights)
+
+    try:
+        from . import release
+
+        release.add_release_parser(sub)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from . import grading
+
+        grading.add_grade_parser(sub)
+    except (ImportError, AttributeError):
+        pass
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except InputError as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
