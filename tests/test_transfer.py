@@ -1,0 +1,144 @@
+"""End-to-end style transfer: it lowers J, is reproducible, and never loses work."""
+
+import pytest
+import torch
+
+from course_nst import InputError, NonFiniteCostError, costs, load_backbone, samples, style_transfer
+from course_nst.transfer import initial_image
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def vgg_random():
+    return load_backbone("vgg19", weights="random", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return samples.load("chelsea", max_size=64), samples.load("swirls", max_size=96)
+
+
+@pytest.mark.parametrize("which", ["lite0", "vgg_random"])
+def test_noise_start_lowers_J_tenfold_and_is_reproducible(request, which, pair):
+    backbone = request.getfixturevalue(which)
+    content, style = pair
+    kwargs = dict(backbone=backbone, steps=40, progress=False, seed=3)
+    first = style_transfer(content, style, **kwargs)
+    assert first.image.shape == content.shape
+    assert 0 <= first.image.min() and first.image.max() <= 1
+    assert len(first.history) == 40
+    assert first.final["J"] <= first.history[0]["J"] / 10
+    again = style_transfer(content, style, **kwargs)
+    assert torch.equal(first.image, again.image)
+    other_seed = style_transfer(content, style, **{**kwargs, "seed": 4, "steps": 2})
+    assert not torch.equal(other_seed.history[0]["J"] * torch.ones(1), first.history[0]["J"] * torch.ones(1))
+
+
+def test_history_records_the_lecture_costs(lite0, pair):
+    content, style = pair
+    r = style_transfer(content, style, backbone=lite0, steps=3, progress=False, tv_weight=0.0, alpha=2.0, beta=5.0)
+    for rec in r.history:
+        assert set(rec) == {"step", "J", "J_content", "J_style", "J_tv"}
+        assert rec["J"] == pytest.approx(2.0 * rec["J_content"] + 5.0 * rec["J_style"], rel=1e-5)
+    # the first record is the cost of the initial white noise, computed independently here
+    G0 = initial_image("noise", content, tuple(content.shape[-2:]), seed=0)
+    a = lite0.features(G0, [lite0.content_layer])[lite0.content_layer]
+    a_C = lite0.features(content, [lite0.content_layer])[lite0.content_layer]
+    assert r.history[0]["J_content"] == pytest.approx(costs.content_cost(a_C, a).item(), rel=1e-4)
+
+
+def test_style_of_another_size_and_aspect(lite0):
+    content = samples.load("rocket", max_size=64)  # landscape
+    style = samples.load("waves", max_size=80)[:, :, :, :40]  # portrait strip
+    r = style_transfer(content, style, backbone=lite0, steps=5, progress=False)
+    assert r.image.shape == content.shape
+
+
+def test_callback_sees_images_and_can_stop(lite0, pair):
+    seen = []
+
+    def cb(step, image, record):
+        seen.append((step, image.shape, record["J"]))
+        return step == 4
+
+    r = style_transfer(*pair, backbone=lite0, steps=50, progress=False, callback=cb)
+    assert r.stopped == "callback" and len(r.history) == 4
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4]
+    assert seen[0][1] == pair[0].shape
+
+
+def test_ctrl_c_returns_the_best_image_so_far(lite0, pair):
+    def cb(step, image, record):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    r = style_transfer(*pair, backbone=lite0, steps=50, progress=False, callback=cb)
+    assert r.stopped == "interrupted"
+    assert len(r.history) == 6
+    assert r.final["J"] == min(r.curve("J"))
+    assert r.final["J"] < r.history[0]["J"]
+    assert not torch.equal(r.image, initial_image("noise", None, tuple(pair[0].shape[-2:]), seed=0))
+
+
+def test_non_finite_cost_stops_with_a_clear_error_and_keeps_the_image(lite0, pair, monkeypatch):
+    calls = {"n": 0}
+    real_tv = costs.total_variation
+
+    def tv_that_breaks(image):
+        calls["n"] += 1
+        return real_tv(image) * (float("nan") if calls["n"] >= 4 else 1.0)
+
+    monkeypatch.setattr(costs, "total_variation", tv_that_breaks)
+    with pytest.raises(NonFiniteCostError, match="the cost became nan at step 4") as info:
+        style_transfer(*pair, backbone=lite0, steps=10, tv_weight=1.0, progress=False)
+    result = info.value.result
+    assert result.stopped == "non-finite" and len(result.history) == 3
+    assert torch.isfinite(result.image).all() and result.image.shape == pair[0].shape
+
+
+def test_inits(lite0, pair):
+    content, style = pair
+    shape = tuple(content.shape[-2:])
+    noise = initial_image("noise", content, shape, seed=1)
+    assert noise.shape == content.shape and 0.4 < noise.mean() < 0.6
+    assert torch.equal(initial_image("content", content, shape), content)
+    mixed = initial_image("content+noise", content, shape, seed=1)
+    assert 0 < (mixed - content).abs().mean() < 0.3
+    r = style_transfer(content, style, backbone=lite0, steps=2, init="content", progress=False, optimizer="adam")
+    assert r.history[0]["J_content"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_content_only_and_style_only_reconstructions(lite0, pair):
+    content, style = pair
+    r = style_transfer(content, None, backbone=lite0, steps=10, progress=False, tv_weight=0)
+    assert all(rec["J_style"] == 0 for rec in r.history) and r.final["J_content"] < r.history[0]["J_content"]
+    r = style_transfer(None, style, backbone=lite0, size=48, steps=10, progress=False, tv_weight=0)
+    assert r.image.shape[-2:] == (48, 48)
+    assert all(rec["J_content"] == 0 for rec in r.history)
+
+
+def test_sample_names_are_accepted(lite0):
+    r = style_transfer("coffee", "pointillism", backbone=lite0, size=48, steps=2, progress=False)
+    assert max(r.image.shape[-2:]) == 48
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"steps": 0}, "steps must be an integer > 0"),
+        ({"size": -5}, "size must be an integer > 0"),
+        ({"beta": -1.0}, "beta must be a number >= 0"),
+        ({"optimizer": "sgd"}, "optimizer must be"),
+        ({"init": "zeros"}, "unknown init"),
+        ({"content_layer": "conv4_2"}, "unknown layer 'conv4_2'"),
+        ({"style_layers": ["block2_2", "nope"]}, "unknown layer 'nope'"),
+    ],
+)
+def test_bad_arguments(lite0, pair, kwargs, words):
+    with pytest.raises(InputError) as info:
+        style_transfer(*pair, backbone=lite0, progress=False, **{"steps": 2, **kwargs})
+    assert words in str(info.value)
