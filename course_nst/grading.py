@@ -53,10 +53,12 @@ writing to files the grading user may write) could still succeed. For
 high-stakes grading run ``course-nst grade`` as an unprivileged user in a
 container with no network and a read-only install.
 
-Exercise cells must be self-contained apart from :data:`STANDARD_IMPORTS` and
-the package's tested versions of the *other* exercises' functions (e.g. a
-``style_cost`` cell may call ``layer_style_cost``): those names are defined in
-the grading kernel, everything else the notebook defined is not.
+Exercise cells must be self-contained apart from :data:`STANDARD_IMPORTS`, the
+import statements of the cells above the exercise that import from the packages
+in :data:`IMPORTABLE` (run in the grading kernel before the student's cell; an
+import of an installed package cannot change the checkers; everything else in
+those cells is not run), and the package's tested versions of the *other*
+exercises' functions (e.g. a ``style_cost`` cell may call ``layer_style_cost``).
 
 The registry is a module with ``EXERCISES: dict[str, Exercise]`` keyed by
 grade_id (see :mod:`course_nst.checks._common`); :class:`GradeConfig` names it,
@@ -95,6 +97,7 @@ __all__ = [
     "grade_notebook",
     "grade_notebooks",
     "load_registry",
+    "notebook_imports",
     "run_grade",
     "write_csv",
     "write_json",
@@ -218,6 +221,13 @@ import sys as _s
 _s.path[:0] = {sys_path!r}
 del _s
 {prelude}
+for _stmt in {imports!r}:
+    try:
+        exec(_stmt)
+    except Exception:
+        pass
+_stmt = None
+del _stmt
 def _course_nst_grader_make():
     import builtins, importlib, json, math, resource, sys, threading
     import numpy, torch, torch.nn.functional
@@ -347,11 +357,12 @@ del _course_nst_grader_make
 
 
 def _grading_notebook(student_source: str, exercise: Any, registry: Mapping[str, Any],
-                      config: GradeConfig, token: str) -> NotebookNode:
+                      config: GradeConfig, token: str, imports: Sequence[str] = ()) -> NotebookNode:
     references = sorted({e.function for e in registry.values() if e.function != exercise.function})
     setup = _SETUP.format(
         sys_path=[str(Path(p).resolve()) for p in config.sys_path],
         prelude=STANDARD_IMPORTS,
+        imports=list(imports),
         registry=config.registry,
         grade_id=exercise.grade_id,
         function=exercise.function,
@@ -369,16 +380,54 @@ def _grading_notebook(student_source: str, exercise: Any, registry: Mapping[str,
 
 def _syntax_problem(source: str) -> str | None:
     try:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        code = TransformerManager().transform_cell(source)
-    except Exception:  # noqa: BLE001 - fall back to plain Python
-        code = source
-    try:
-        ast.parse(code)
+        ast.parse(_python(source))
     except SyntaxError as e:
         return f"SyntaxError at line {e.lineno}: {e.msg}"
     return None
+
+
+#: Top-level packages whose imports, written in the notebook's cells before an exercise, are
+#: repeated in the grading kernel (importing them runs only their own, installed code).
+IMPORTABLE = frozenset({"course_nst", "torch", "torchvision", "numpy", "math", "random", "collections",
+                        "itertools", "functools", "typing", "dataclasses", "matplotlib"})
+
+
+def _python(source: str) -> str:
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 - fall back to plain Python
+        return source
+
+
+def notebook_imports(nb: NotebookNode, before: NotebookNode) -> list[str]:
+    """The import statements of the code cells above ``before`` that import from :data:`IMPORTABLE`.
+
+    Nothing else from those cells is run: an import of an installed package cannot change
+    the grader's checkers, so this is how an exercise may use e.g. ``IMAGENET_MEAN`` that
+    the notebook's setup cell imported.
+    """
+    found: list[str] = []
+    for cell in nb.get("cells", []):
+        if cell is before:
+            break
+        if cell.get("cell_type") != "code":
+            continue
+        try:
+            tree = ast.parse(_python(str(cell.get("source", ""))))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                roots = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots = [node.module.split(".")[0]]
+            else:
+                continue
+            if roots and all(r in IMPORTABLE for r in roots):
+                found.append(ast.unparse(node))
+    return found
 
 
 def _error_output(cell: NotebookNode) -> str | None:
@@ -411,8 +460,11 @@ def _shorten(text: str, limit: int = 300) -> str:
 
 
 def grade_exercise(student_source: str, exercise: Any, registry: Mapping[str, Any],
-                   config: GradeConfig = GradeConfig()) -> tuple[str, str]:
-    """Grade one exercise cell's source; returns ``(status, reason)``. Never raises."""
+                   config: GradeConfig = GradeConfig(), imports: Sequence[str] = ()) -> tuple[str, str]:
+    """Grade one exercise cell's source; returns ``(status, reason)``. Never raises.
+
+    ``imports``: import statements to run before the student's cell (see :func:`notebook_imports`).
+    """
     problem = _syntax_problem(student_source)
     if problem:
         return "syntax error", problem
@@ -420,7 +472,7 @@ def grade_exercise(student_source: str, exercise: Any, registry: Mapping[str, An
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     token = secrets.token_hex(16)
-    nb = _grading_notebook(student_source, exercise, registry, config, token)
+    nb = _grading_notebook(student_source, exercise, registry, config, token, imports)
     setup_timeout = max(config.timeout, config.setup_timeout)
     with tempfile.TemporaryDirectory(prefix="course-nst-grade-") as tmp:
         started: list[int] = []
@@ -507,7 +559,7 @@ def grade_notebook(path: str | Path, config: GradeConfig = GradeConfig(),
             source = cell.get("source", "")
             source = "".join(source) if isinstance(source, list) else str(source)
             try:
-                status, reason = grade_exercise(source, ex, registry, config)
+                status, reason = grade_exercise(source, ex, registry, config, notebook_imports(nb, cell))
             except Exception as e:  # noqa: BLE001 - last line of defence
                 status, reason = "error", _shorten(f"internal grader error: {type(e).__name__}: {e}")
         points = float(ex.points)

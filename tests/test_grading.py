@@ -25,7 +25,7 @@ from course_nst.grading import (
     load_registry,
 )
 from course_nst.release import release_notebooks
-from test_release import REAL_NOTEBOOKS, registry_dir, fakes  # noqa: F401 - fixtures
+from test_release import CONTENT_SOLUTION, REAL_NOTEBOOKS, exercise_cell, fakes, registry_dir  # noqa: F401 - fixtures
 
 _REGISTRY_DIRS: list[str] = []
 
@@ -198,3 +198,18 @@ def test_a_course_notebook_filled_from_its_solutions_gets_full_marks(path, tmp_p
     nbformat.write(nb, student)
     scores = grade_notebook(student, GradeConfig(timeout=300))
     assert scores and all(s.passed and s.score == s.max_score for s in scores), format_report(scores)
+
+
+def test_only_imports_of_known_packages_from_cells_above_the_exercise_are_repeated():
+    from course_nst.grading import notebook_imports
+
+    cells = [nbformat.v4.new_code_cell("%matplotlib inline\nimport os, torch\nimport numpy as np\n"
+                                       "from course_nst.patches import IMAGENET_MEAN\nx = np.zeros(3)\n"
+                                       "from . import nothing"),
+             nbformat.v4.new_code_cell("def broken(:"),
+             nbformat.v4.new_code_cell("def f():\n    import math\n"),
+             nbformat.v4.new_code_cell("import subprocess"),
+             exercise_cell("content_cost", CONTENT_SOLUTION),
+             nbformat.v4.new_code_cell("from course_nst.costs import content_cost")]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    assert notebook_imports(nb, cells[4]) == ["import numpy as np", "from course_nst.patches import IMAGENET_MEAN"]

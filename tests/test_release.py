@@ -329,3 +329,16 @@ def test_release_of_every_course_notebook(path, tmp_path):
             exec(prelude + cell.source, ns)
             result = EXERCISES[gid].evaluate(ns[EXERCISES[gid].function])
             assert result.not_implemented, (gid, result.report())
+
+
+@pytest.mark.parametrize("path", REAL_NOTEBOOKS[:1], ids=[Path(p).name for p in REAL_NOTEBOOKS[:1]])
+def test_a_released_course_notebook_runs_to_the_end_with_checks_saying_not_implemented(path, tmp_path):
+    """One notebook end to end (they take a minute or more each): every cell runs, each check says so."""
+    summary = release_notebooks([path], tmp_path)
+    nb = nbformat.read(summary.released[0], as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    checks = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").endswith("_check")]
+    assert checks
+    for cell in checks:
+        assert "not implemented yet" in "".join(o.get("text", "") for o in cell.outputs)
