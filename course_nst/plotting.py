@@ -160,7 +160,7 @@ def plot_rf_growth(
         fig, ax = plt.subplots(figsize=(8, 4.5))
     else:
         fig = ax.figure
-    for label, table in tables.items():
+    for line_no, (label, table) in enumerate(tables.items()):
         names = list(table)
         sizes = [table[n].size for n in names]
         depth = np.arange(1, len(names) + 1)
@@ -172,7 +172,8 @@ def plot_rf_growth(
             if stride != last_stride or n == names[-1]:
                 ax.annotate(
                     f"{n} ({table[n].size})", (d, table[n].size), fontsize=7, color=line.get_color(),
-                    xytext=(3, -9), textcoords="offset points",
+                    xytext=(3, -9) if line_no % 2 else (-6, 6), textcoords="offset points",
+                    ha="left" if line_no % 2 else "right",
                 )
                 last_stride = stride
     if image_size:
@@ -212,14 +213,18 @@ def plot_receptive_fields(
         fig = ax.figure
     ax.imshow(img)
     colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(fields))))
+    lo_y, lo_x, hi_y, hi_x = 0, 0, H, W
     for (name, rf), colour in zip(fields.items(), colours):
         row = max(0, round((cy - rf.start) / rf.stride))
         col = max(0, round((cx - rf.start) / rf.stride))
         top, left, bottom, right = rf.box(row, col)
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), rf.size, rf.size, fill=False, lw=2, ec=colour,
                                label=f"{name}: {rf.size} px"))
-    ax.set_xlim(-0.5 - W * 0.25, W * 1.25 - 0.5)
-    ax.set_ylim(H * 1.25 - 0.5, -0.5 - H * 0.25)
+        lo_y, lo_x = min(lo_y, top), min(lo_x, left)
+        hi_y, hi_x = max(hi_y, bottom), max(hi_x, right)
+    pad = 0.03 * max(hi_y - lo_y, hi_x - lo_x)
+    ax.set_xlim(lo_x - 0.5 - pad, hi_x - 0.5 + pad)
+    ax.set_ylim(hi_y - 0.5 + pad, lo_y - 0.5 - pad)
     ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
     ax.set_title("receptive fields (squares may reach into the padding)")
     ax.axis("off")
@@ -306,3 +311,175 @@ def plot_unit_patches(result, unit: int, ncols: int = 9, scale: float = 1.3, sho
     )
     fig.tight_layout()
     return fig
+
+
+# ======================================================================================
+# Notebooks 02-04: image rows, cost curves, Gram heatmaps, alpha/beta grids
+# ======================================================================================
+
+__all__ += [
+    "plot_images",
+    "plot_cost_curves",
+    "plot_gram",
+    "plot_ratio_grid",
+]
+
+_COST_LABELS = {
+    "J": r"$J(G)$",
+    "J_content": r"$J_{content}(C,G)$",
+    "J_style": r"$J_{style}(S,G)$",
+    "J_tv": "total variation",
+}
+
+
+def plot_images(
+    images: Sequence[Tensor],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    scale: float = 2.8,
+    suptitle: str | None = None,
+    fontsize: int = 9,
+):
+    """Images ``[1,3,H,W]`` side by side (``ncols`` per row, default: all in one row).
+
+    Each image keeps its aspect ratio; ``titles`` (one per image) go above them.
+    """
+    plt = _plt()
+    images = list(images)
+    if not images:
+        raise InputError("plot_images needs at least one image")
+    if titles is not None and len(titles) != len(images):
+        raise InputError(f"got {len(images)} images but {len(titles)} titles")
+    ncols = len(images) if ncols is None else max(1, min(int(ncols), len(images)))
+    nrows = math.ceil(len(images) / ncols)
+    arrays = [to_display(im) for im in images]
+    aspect = max(a.shape[0] / a.shape[1] for a in arrays)
+    extra = 0.35 if titles is not None else 0.0
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * scale, nrows * (scale * aspect + extra) + (0.4 if suptitle else 0)),
+        squeeze=False,
+    )
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(arrays):
+            ax.imshow(arrays[i])
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=fontsize)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def _as_runs(results) -> dict[str, object]:
+    """One result (anything with ``.curve``) or ``{label: result}`` -> ``{label: result}``."""
+    if hasattr(results, "curve"):
+        return {"": results}
+    if isinstance(results, Mapping) and results and all(hasattr(r, "curve") for r in results.values()):
+        return dict(results)
+    raise InputError("expected a style-transfer Result or a dict {label: Result}")
+
+
+def plot_cost_curves(
+    results,
+    keys: Sequence[str] = ("J", "J_content", "J_style"),
+    weighted: bool = False,
+    log: bool = True,
+    title: str | None = None,
+    scale: float = 3.6,
+):
+    """Cost curves of one or several style-transfer runs, one panel per cost.
+
+    Args:
+        results: a :class:`course_nst.Result` or ``{label: Result}`` (one line per run).
+        keys: which costs, each in its own panel (``"J"``, ``"J_content"``,
+            ``"J_style"``, ``"J_tv"``).
+        weighted: plot ``alpha * J_content`` and ``beta * J_style`` (the terms as they
+            enter J, read from each run's settings) instead of the raw costs.
+        log: logarithmic y axis (the costs fall by orders of magnitude).
+    """
+    plt = _plt()
+    runs = _as_runs(results)
+    keys = list(keys)
+    if not keys:
+        raise InputError("no cost to plot: keys is empty")
+    fig, axes = plt.subplots(1, len(keys), figsize=(scale * len(keys), 3.0 + (0.3 if title else 0)), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for label, res in runs.items():
+            values = np.asarray(res.curve(key), dtype=float)
+            factor, prefix = 1.0, ""
+            if weighted and key in ("J_content", "J_style"):
+                name = "alpha" if key == "J_content" else "beta"
+                factor = float(getattr(res, "settings", {}).get(name, 1.0))
+                prefix = r"$\alpha\,$" if key == "J_content" else r"$\beta\,$"
+            values = values * factor
+            steps = np.arange(1, len(values) + 1)
+            if log:
+                values = np.where(values > 0, values, np.nan)  # log axes cannot show 0
+            ax.plot(steps, values, label=label or None, lw=1.5)
+        ax.set_title(prefix + _COST_LABELS.get(key, key) if weighted and key in ("J_content", "J_style")
+                     else _COST_LABELS.get(key, key), fontsize=10)
+        ax.set_xlabel("cost evaluation")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.25)
+        if len(runs) > 1:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gram(
+    gram: Tensor,
+    ax=None,
+    title: str | None = None,
+    max_channels: int | None = 64,
+    cmap: str = "viridis",
+):
+    """A Gram matrix ``[n_C, n_C]`` as a heatmap (row k, column k': G_kk'), with a colour bar.
+
+    Only the first ``max_channels`` channels are drawn (``None``: all).
+    """
+    plt = _plt()
+    g = gram.detach().float().cpu()
+    if g.dim() != 2 or g.shape[0] != g.shape[1]:
+        raise InputError(f"expected a square Gram matrix [n_C, n_C], got shape {list(g.shape)}")
+    n = g.shape[0] if max_channels is None else min(g.shape[0], int(max_channels))
+    g = g[:n, :n]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 4))
+    else:
+        fig = ax.figure
+    im = ax.imshow(g.numpy(), cmap=cmap, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xlabel("channel k'")
+    ax.set_ylabel("channel k")
+    shown = f" (first {n} of {gram.shape[0]} channels)" if n < gram.shape[0] else ""
+    ax.set_title((title or "Gram matrix") + shown, fontsize=10)
+    return fig
+
+
+def plot_ratio_grid(
+    results: Mapping[str, object],
+    ncols: int | None = None,
+    scale: float = 2.6,
+    suptitle: str | None = None,
+    show_costs: bool = True,
+):
+    """Images of several runs (e.g. one per alpha/beta ratio), titled by their labels.
+
+    ``results`` maps a label (``"α/β = 1e-4"``) to a :class:`course_nst.Result`;
+    with ``show_costs`` each title also gives the run's final J_content and J_style.
+    """
+    runs = _as_runs(results)
+    titles = []
+    for label, res in runs.items():
+        if show_costs and res.final:
+            f = res.final
+            titles.append(f"{label}\n$J_{{content}}$={f['J_content']:.3g}, $J_{{style}}$={f['J_style']:.3g}")
+        else:
+            titles.append(label)
+    return plot_images([r.image for r in runs.values()], titles, ncols=ncols, scale=scale,
+                       suptitle=suptitle, fontsize=8)
