@@ -11,6 +11,8 @@ from .backbones import Backbone, load_backbone
 from .costs import content_cost, gram_matrix, layer_style_cost, style_cost, total_cost, total_variation
 from .errors import InputError
 from .images import load_image, save_image
+from .patches import top_patches
+from .receptive_field import receptive_field
 from .transfer import NonFiniteCostError, Result, style_transfer
 
 __version__ = "0.1.0"
@@ -26,10 +28,12 @@ __all__ = [
     "layer_style_cost",
     "load_backbone",
     "load_image",
+    "receptive_field",
     "samples",
     "save_image",
     "style_cost",
     "style_transfer",
     "total_cost",
+    "top_patches",
     "total_variation",
 ]
