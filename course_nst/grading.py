@@ -692,14 +692,10 @@ def run_grade(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_nst.grading")
-    _fill_grade_parser(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_grade(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """``python -m course_nst.grading`` is ``course-nst grade``."""
+    from .cli import main as cli_main
+
+    return cli_main(["grade", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -426,14 +426,10 @@ def run_release(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_nst.release")
-    _fill_release_parser(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_release(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """``python -m course_nst.release`` is ``course-nst release``."""
+    from .cli import main as cli_main
+
+    return cli_main(["release", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
