@@ -258,6 +258,45 @@ class Backbone(nn.Module):
                 out[name] = x
         return out
 
+    def _fast_features(self, image: Tensor, layers: Iterable[str], cache: dict | None = None) -> dict[str, Tensor]:
+        """``features`` for the optimisation loop: the same activations, computed faster.
+
+        Used by :class:`course_nst.transfer.StyleTransferObjective`; students use
+        :meth:`features`. Same values (to float32 rounding), but:
+
+        * the tensors are ``channels_last`` (NHWC strides, same shape), so oneDNN
+          runs every convolution, forward and backward, without reordering its
+          input and output; the activations returned are channels_last too
+          (``costs.gram_matrix`` takes them without a copy);
+        * a ReLU whose input nobody asked for runs in place (one activation
+          fewer to allocate and write);
+        * each convolution runs with a channels_last copy of its weight, and for
+          efficientnet_lite0 with its eval-mode BatchNorm folded in
+          (``w * gamma / sqrt(var + eps)``, bias ``beta - mean * gamma / sqrt(var + eps)``);
+          the copies live in ``cache`` (a dict the caller keeps) and are rebuilt
+          when a parameter changes (its version counter or storage).
+        """
+        wanted = self.check_layers(layers)
+        if not wanted:
+            return {}
+        if cache is None:
+            cache = {}
+        last = max(self._index[n] for n in wanted)
+        wanted_set = set(wanted)
+        out: dict[str, Tensor] = {}
+        x = self.preprocess(image).contiguous(memory_format=torch.channels_last)
+        keep = True  # whether x (the previous layer's output) must stay intact
+        for name in self.layer_names[: last + 1]:
+            module = self.layers[name]
+            if type(module) is nn.ReLU and not keep:
+                x = torch.relu_(x)  # nobody asked for the conv output it overwrites
+            else:
+                x = _fast_apply(module, x, cache)
+            keep = name in wanted_set
+            if keep:
+                out[name] = x
+        return out
+
     def forward(self, image: Tensor) -> Tensor:  # the whole feature stack
         return self.features(image, [self.layer_names[-1]])[self.layer_names[-1]]
 
@@ -382,6 +421,60 @@ class MBConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.project(self.depthwise(self.expand(x)))
         return x + y if self.residual else y
+
+
+# --------------------------------------------------------------------------------------
+# The fast path of Backbone._fast_features (see its docstring). Same maths as the
+# modules' own forward; only the memory layout and the folding of BatchNorm differ.
+# --------------------------------------------------------------------------------------
+def _fast_conv_params(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, cache: dict) -> tuple[Tensor, Tensor | None]:
+    """``conv``'s weight (with ``bn`` folded in) as channels_last, and its bias; cached."""
+    parts = [conv.weight, conv.bias]
+    if bn is not None:
+        parts += [bn.weight, bn.bias, bn.running_mean, bn.running_var]
+    key = tuple(None if t is None else (t._version, t.data_ptr(), t.device, t.dtype) for t in parts)
+    key += (None if bn is None else bn.eps,)
+    hit = cache.get(id(conv))
+    if hit is not None and hit[0] is conv and hit[1] == key:
+        return hit[2], hit[3]
+    # Plain tensors even when called under inference_mode: the convolution saves its
+    # weight for the backward pass, and inference tensors cannot be saved.
+    with torch.inference_mode(False), torch.no_grad():
+        w, b = conv.weight, conv.bias
+        if bn is not None:
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            shift = bn.bias - bn.running_mean * scale
+            w = w * scale.view(-1, 1, 1, 1)
+            b = shift if b is None else b * scale + shift
+        w = w.contiguous(memory_format=torch.channels_last)
+    cache[id(conv)] = (conv, key, w, b)  # holding conv keeps its id from being reused
+    return w, b
+
+
+def _fast_apply(module: nn.Module, x: Tensor, cache: dict) -> Tensor:
+    """``module(x)`` on a channels_last ``x``, with cached channels_last / BN-folded weights."""
+    # (weights that require grad, i.e. a backbone someone unfroze, take the modules' own path)
+    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and not module.weight.requires_grad:
+        w, b = _fast_conv_params(module, None, cache)
+        return nn.functional.conv2d(x, w, b, module.stride, module.padding, module.dilation, module.groups)
+    if isinstance(module, _ConvBNAct):
+        conv, bn = module[0], module[1]
+        frozen = not any(p.requires_grad for p in module.parameters())
+        if frozen and not bn.training and bn.running_var is not None and bn.affine and conv.padding_mode == "zeros":
+            w, b = _fast_conv_params(conv, bn, cache)
+            y = nn.functional.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+            for act in list(module)[2:]:
+                y = act(y)
+            return y
+    if isinstance(module, MBConv):
+        y = _fast_apply(module.expand, x, cache)
+        y = _fast_apply(module.project, _fast_apply(module.depthwise, y, cache), cache)
+        return x + y if module.residual else y
+    if isinstance(module, nn.Sequential):
+        for sub in module:
+            x = _fast_apply(sub, x, cache)
+        return x
+    return module(x)
 
 
 # (expand ratio, kernel, stride, output channels, repeats) per stage

@@ -99,6 +99,11 @@ def gram_matrix(a: Tensor) -> Tensor:
     # Unroll to [n_C, n_H * n_W]: row k holds channel k at every position (i, j).
     # For a contiguous NCHW tensor this is a view, so the Gram matrix is a single
     # matrix multiply without copying the activations.
+    if not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last):
+        # channels_last (NHWC) activations, as the style-transfer loop computes them:
+        # [n_H * n_W, n_C] is the view without a copy, and G = A^T A.
+        A = a.permute(0, 2, 3, 1).reshape(-1, n_C)
+        return A.t() @ A
     A = a.reshape(n_C, -1)
     return A @ A.t()
 

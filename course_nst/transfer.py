@@ -158,11 +158,13 @@ class StyleTransferObjective:
         backbone.check_layers(self.layers)
         dev = backbone.device
         H, W = out_shape
+        # channels_last / BN-folded weights of the fast path, kept for this objective's life
+        self._weights_cache: dict = {}
         with torch.inference_mode():
-            self.a_C = backbone.features(content.to(dev), [content_layer])[content_layer].clone() if self.use_content else None
+            self.a_C = self._features(content.to(dev), [content_layer])[content_layer].clone() if self.use_content else None
             self.gram_S: dict[str, Tensor] = {}
             if self.use_style:
-                acts_S = backbone.features(style.to(dev), list(self.style_layers))
+                acts_S = self._features(style.to(dev), list(self.style_layers))
                 # positions of each layer for the generated image's size, to rescale G(S)
                 # when the style image has another size (see costs.layer_style_cost)
                 probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), list(self.style_layers))
@@ -174,6 +176,10 @@ class StyleTransferObjective:
         if self.use_content and self.a_C.shape[-2:] != self._layer_shape(content_layer, H, W):
             raise InputError("the content image and the generated image must have the same size")
 
+    def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
+        # Backbone.features' activations, computed by its fast path (channels_last)
+        return self.backbone._fast_features(image, layers, self._weights_cache)
+
     def _layer_shape(self, layer: str, H: int, W: int) -> tuple[int, int]:
         with torch.inference_mode():
             a = self.backbone.features(torch.zeros(1, 3, H, W, device=self.backbone.device), [layer])[layer]
@@ -181,7 +187,7 @@ class StyleTransferObjective:
 
     def __call__(self, G: Tensor) -> dict[str, Tensor]:
         zero = G.new_zeros(())
-        acts = self.backbone.features(G, self.layers) if self.layers else {}
+        acts = self._features(G, self.layers) if self.layers else {}
         J_content = costs.content_cost(self.a_C, acts[self.content_layer]) if self.use_content else zero
         J_style = zero
         for name, lam in self.style_layers.items():
