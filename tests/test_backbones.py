@@ -8,11 +8,6 @@ from course_nst import InputError, load_backbone, samples
 from course_nst.backbones import VGG19_FILENAME, classify, vgg19_weights_path
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return load_backbone("efficientnet_lite0", device="cpu")
-
-
 @pytest.mark.parametrize("photo, imagenet_class", [("chelsea", 285), ("coffee", 967)])
 def test_efficientnet_weights_are_really_loaded(lite0, photo, imagenet_class):
     image = samples.load(photo)

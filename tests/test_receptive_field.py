@@ -14,16 +14,6 @@ from course_nst.receptive_field import ReceptiveField, layer_geometry, receptive
 DEFAULTS = BackboneDefaults("a", {"a": 1.0}, 1.0, 1.0, 0.0, 1)
 
 
-@pytest.fixture(scope="module")
-def vgg():
-    return load_backbone("vgg19", weights="random", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def lite():
-    return load_backbone("efficientnet_lite0", device="cpu")
-
-
 def measured_box(backbone: Backbone, image: torch.Tensor, layer: str, row: int, col: int):
     """Bounding box (top, left, bottom, right; exclusive) of the pixels with a non-zero gradient."""
     x = image.clone().requires_grad_(True)
@@ -60,23 +50,23 @@ def test_recurrence_rejects_bad_layers(bad):
         rf_recurrence(bad)
 
 
-def test_vgg19_values(vgg):
-    rf = receptive_field(vgg)
-    assert list(rf) == vgg.layer_names
+def test_vgg19_values(vgg_random):
+    rf = receptive_field(vgg_random)
+    assert list(rf) == vgg_random.layer_names
     assert rf["conv1_1"].size == 3 and rf["conv1_1"].stride == 1
     assert rf["conv3_1"].size == rf["relu3_1"].size == 24 and rf["conv3_1"].stride == 4
     assert rf["conv4_2"].size == 84 and rf["conv4_2"].stride == 8
     assert rf["conv5_1"].size == 156 and rf["conv5_1"].stride == 16
     assert rf["pool5"].as_tuple() == (268, 32, 15.5)
-    assert receptive_field(vgg, "conv4_2") == rf["conv4_2"]
+    assert receptive_field(vgg_random, "conv4_2") == rf["conv4_2"]
     # the package and the exercise's reference agree on VGG19's stack
-    stack = [g[:3] for n in vgg.layer_names for g in layer_geometry(vgg.layers[n])]
+    stack = [g[:3] for n in vgg_random.layer_names for g in layer_geometry(vgg_random.layers[n])]
     assert tuple(rf["pool5"].as_tuple()) == tuple(_recurrence(stack)[-1])
 
 
-def test_unknown_layer(vgg):
+def test_unknown_layer(vgg_random):
     with pytest.raises(InputError, match="unknown layer 'conv9_9'.*conv1_1"):
-        receptive_field(vgg, "conv9_9")
+        receptive_field(vgg_random, "conv9_9")
 
 
 def test_box_and_centre():
@@ -88,35 +78,35 @@ def test_box_and_centre():
 
 # --------------------------------------------------------------------------- brute force
 @pytest.mark.parametrize("layer", ["conv1_2", "pool1", "conv2_2", "conv3_1", "pool3", "conv4_2"])
-def test_vgg19_against_gradient(vgg, layer):
+def test_vgg19_against_gradient(vgg_random, layer):
     H = W = 96
     torch.manual_seed(0)
     image = torch.rand(1, 3, H, W)
-    rf = receptive_field(vgg, layer)
+    rf = receptive_field(vgg_random, layer)
     n = (H - 1) // rf.stride  # a unit near the middle, and one at the corner
     for row, col in [(n // 2, n // 2 + 1), (0, 0)]:
         if rf.size < H or (row, col) == (0, 0):
-            assert measured_box(vgg, image, layer, row, col) == expected_box(rf, row, col, H, W)
+            assert measured_box(vgg_random, image, layer, row, col) == expected_box(rf, row, col, H, W)
 
 
-def test_efficientnet_lite0_against_gradient(lite):
+def test_efficientnet_lite0_against_gradient(lite0):
     """Pretrained weights; a central unit whose receptive field lies inside the image."""
     torch.manual_seed(0)
     image = torch.rand(1, 3, 384, 384)
     for layer in ["stem", "block1_1", "block2_2", "block3_1", "block3_2", "block4_3", "block5_3"]:
-        rf = receptive_field(lite, layer)
+        rf = receptive_field(lite0, layer)
         n = 384 // rf.stride
         row, col = n // 2, n // 2 - 1
         top, left, bottom, right = rf.box(row, col)
         assert top >= 0 and left >= 0 and bottom <= 384 and right <= 384, layer
-        assert measured_box(lite, image, layer, row, col) == (top, left, bottom, right), layer
+        assert measured_box(lite0, image, layer, row, col) == (top, left, bottom, right), layer
     # and a corner unit, whose field is cut by the border
-    rf = receptive_field(lite, "block3_2")
-    assert measured_box(lite, image, "block3_2", 0, 1) == expected_box(rf, 0, 1, 384, 384)
+    rf = receptive_field(lite0, "block3_2")
+    assert measured_box(lite0, image, "block3_2", 0, 1) == expected_box(rf, 0, 1, 384, 384)
 
 
-def test_efficientnet_lite0_table(lite):
-    rf = receptive_field(lite)
+def test_efficientnet_lite0_table(lite0):
+    rf = receptive_field(lite0)
     assert rf["stem"].as_tuple() == (3, 2, 0.0)
     assert [rf[n].stride for n in ("block2_1", "block3_1", "block4_1", "block6_1")] == [4, 8, 16, 32]
     sizes = [r.size for r in rf.values()]

@@ -8,16 +8,6 @@ from course_nst.transfer import initial_image
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return load_backbone("efficientnet_lite0", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def vgg_random():
-    return load_backbone("vgg19", weights="random", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def pair():
     return samples.load("chelsea", max_size=64), samples.load("swirls", max_size=96)
 

@@ -1,0 +1,20 @@
+"""Shared fixtures: the backbones are loaded once per test session.
+
+Tests must not change these backbones' weights; a test that needs to, loads its own.
+"""
+
+import pytest
+
+from course_nst import load_backbone
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """efficientnet_lite0 with its pretrained (offline) ImageNet weights."""
+    return load_backbone("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vgg_random():
+    """VGG19 with random weights (the real ones cannot be downloaded here)."""
+    return load_backbone("vgg19", weights="random", device="cpu")
