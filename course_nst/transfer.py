@@ -161,29 +161,25 @@ class StyleTransferObjective:
         # channels_last / BN-folded weights of the fast path, kept for this objective's life
         self._weights_cache: dict = {}
         with torch.inference_mode():
+            # the shape of every layer used, for the generated image's size (one pass)
+            probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), self.layers) if self.layers else {}
             self.a_C = self._features(content.to(dev), [content_layer])[content_layer].clone() if self.use_content else None
             self.gram_S: dict[str, Tensor] = {}
             if self.use_style:
                 acts_S = self._features(style.to(dev), list(self.style_layers))
-                # positions of each layer for the generated image's size, to rescale G(S)
-                # when the style image has another size (see costs.layer_style_cost)
-                probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), list(self.style_layers))
+                # rescale G(S) by the layer's positions when the style image has another
+                # size (see costs.layer_style_cost)
                 for name, a_S in acts_S.items():
                     g = costs.gram_matrix(a_S)
                     pos_S = a_S.shape[2] * a_S.shape[3]
                     pos_G = probe[name].shape[2] * probe[name].shape[3]
                     self.gram_S[name] = (g * (pos_G / pos_S)).clone()
-        if self.use_content and self.a_C.shape[-2:] != self._layer_shape(content_layer, H, W):
+        if self.use_content and self.a_C.shape != probe[content_layer].shape:
             raise InputError("the content image and the generated image must have the same size")
 
     def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
         # Backbone.features' activations, computed by its fast path (channels_last)
         return self.backbone._fast_features(image, layers, self._weights_cache)
-
-    def _layer_shape(self, layer: str, H: int, W: int) -> tuple[int, int]:
-        with torch.inference_mode():
-            a = self.backbone.features(torch.zeros(1, 3, H, W, device=self.backbone.device), [layer])[layer]
-        return tuple(a.shape[-2:])
 
     def __call__(self, G: Tensor) -> dict[str, Tensor]:
         zero = G.new_zeros(())
