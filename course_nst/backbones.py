@@ -49,6 +49,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from . import _winograd
 from .errors import InputError
 
 __all__ = [
@@ -258,7 +259,9 @@ class Backbone(nn.Module):
                 out[name] = x
         return out
 
-    def _fast_features(self, image: Tensor, layers: Iterable[str], cache: dict | None = None) -> dict[str, Tensor]:
+    def _fast_features(
+        self, image: Tensor, layers: Iterable[str], cache: dict | None = None, *, winograd: bool = False
+    ) -> dict[str, Tensor]:
         """``features`` for the optimisation loop: the same activations, computed faster.
 
         Used by :class:`course_nst.transfer.StyleTransferObjective`; students use
@@ -274,7 +277,13 @@ class Backbone(nn.Module):
           efficientnet_lite0 with its eval-mode BatchNorm folded in
           (``w * gamma / sqrt(var + eps)``, bias ``beta - mean * gamma / sqrt(var + eps)``);
           the copies live in ``cache`` (a dict the caller keeps) and are rebuilt
-          when a parameter changes (its version counter or storage).
+          when a parameter changes (its version counter or storage);
+        * with ``winograd=True``, on the CPU, the dense 3x3 convolutions with many
+          channels (VGG19's from conv2_2 on; none of efficientnet_lite0's) are
+          computed in Winograd's F(4x4, 3x3) form, forward and backward, with 4x
+          fewer multiplications but 4x the kernels' memory
+          (``course_nst/_winograd.py``; float32 results differ from the direct
+          convolution by ~1e-5 of the largest activation instead of ~1e-6).
         """
         wanted = self.check_layers(layers)
         if not wanted:
@@ -291,7 +300,7 @@ class Backbone(nn.Module):
             if type(module) is nn.ReLU and not keep:
                 x = torch.relu_(x)  # nobody asked for the conv output it overwrites
             else:
-                x = _fast_apply(module, x, cache)
+                x = _fast_apply(module, x, cache, winograd)
             keep = name in wanted_set
             if keep:
                 out[name] = x
@@ -425,15 +434,33 @@ class MBConv(nn.Module):
 
 # --------------------------------------------------------------------------------------
 # The fast path of Backbone._fast_features (see its docstring). Same maths as the
-# modules' own forward; only the memory layout and the folding of BatchNorm differ.
+# modules' own forward; only the memory layout, the folding of BatchNorm and (for
+# some 3x3 convolutions) the Winograd algorithm differ.
 # --------------------------------------------------------------------------------------
-def _fast_conv_params(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, cache: dict) -> tuple[Tensor, Tensor | None]:
-    """``conv``'s weight (with ``bn`` folded in) as channels_last, and its bias; cached."""
+def _params_key(conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None) -> tuple:
+    """What a cached copy of ``conv``'s (and ``bn``'s) parameters depends on."""
     parts = [conv.weight, conv.bias]
     if bn is not None:
         parts += [bn.weight, bn.bias, bn.running_mean, bn.running_var]
     key = tuple(None if t is None else (t._version, t.data_ptr(), t.device, t.dtype) for t in parts)
-    key += (None if bn is None else bn.eps,)
+    return key + (None if bn is None else bn.eps,)
+
+
+def _winograd_params(conv: nn.Conv2d, cache: dict) -> Tensor:
+    """``conv``'s weight in the Winograd domain (see ``_winograd``); cached."""
+    key = _params_key(conv)
+    hit = cache.get(("winograd", id(conv)))
+    if hit is not None and hit[0] is conv and hit[1] == key:
+        return hit[2]
+    with torch.inference_mode(False), torch.no_grad():
+        u = _winograd.transform_weights(conv.weight)
+    cache[("winograd", id(conv))] = (conv, key, u)
+    return u
+
+
+def _fast_conv_params(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, cache: dict) -> tuple[Tensor, Tensor | None]:
+    """``conv``'s weight (with ``bn`` folded in) as channels_last, and its bias; cached."""
+    key = _params_key(conv, bn)
     hit = cache.get(id(conv))
     if hit is not None and hit[0] is conv and hit[1] == key:
         return hit[2], hit[3]
@@ -451,10 +478,13 @@ def _fast_conv_params(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, cache: dict) -
     return w, b
 
 
-def _fast_apply(module: nn.Module, x: Tensor, cache: dict) -> Tensor:
+def _fast_apply(module: nn.Module, x: Tensor, cache: dict, winograd: bool = False) -> Tensor:
     """``module(x)`` on a channels_last ``x``, with cached channels_last / BN-folded weights."""
     # (weights that require grad, i.e. a backbone someone unfroze, take the modules' own path)
-    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and not module.weight.requires_grad:
+    frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
+    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and frozen:
+        if winograd and _winograd.plan(module, x):
+            return _winograd.conv3x3_frozen(x, _winograd_params(module, cache), module.bias)
         w, b = _fast_conv_params(module, None, cache)
         return nn.functional.conv2d(x, w, b, module.stride, module.padding, module.dilation, module.groups)
     if isinstance(module, _ConvBNAct):
@@ -467,12 +497,12 @@ def _fast_apply(module: nn.Module, x: Tensor, cache: dict) -> Tensor:
                 y = act(y)
             return y
     if isinstance(module, MBConv):
-        y = _fast_apply(module.expand, x, cache)
-        y = _fast_apply(module.project, _fast_apply(module.depthwise, y, cache), cache)
+        y = _fast_apply(module.expand, x, cache, winograd)
+        y = _fast_apply(module.project, _fast_apply(module.depthwise, y, cache, winograd), cache, winograd)
         return x + y if module.residual else y
     if isinstance(module, nn.Sequential):
         for sub in module:
-            x = _fast_apply(sub, x, cache)
+            x = _fast_apply(sub, x, cache, winograd)
         return x
     return module(x)
 
