@@ -33,6 +33,13 @@ Columns:
   %matmul       (ours GF/eval / ours s/eval) / (GFLOP/s of a 2048x2048x2048 float32
                 matmul, median of the matmuls timed in the same rounds); ``(min)``:
                 the same with the fastest eval and the fastest matmul.
+  wino ...      the same objective built with ``winograd=True`` (opt-in: VGG19's wide
+                3x3 convolutions in Winograd's F(4x4, 3x3) form, course_nst/_winograd.py),
+                timed in the same rounds: median ms, baseline ms / wino ms, %matmul
+                with GF/eval (the convolutions as the network defines them: an
+                effective rate, which can pass 100%), ``run GF`` and ``%run`` (the FLOPs
+                it really executes: its direct convolutions plus the matrix products of
+                its Winograd convolutions, transforms not counted), and its peak MB.
   peak MB       peak resident memory of a fresh child process per (backbone, size,
                 implementation) while it builds the objective (targets) and runs three
                 evaluations, above its RSS just before: the kernel's RSS high-water mark
@@ -213,7 +220,7 @@ def setup(name, size, device, seed=101):
     return bb, C, S
 
 
-def make_ours(bb, C, S):
+def make_ours(bb, C, S, winograd=False):
     """The objective and the starting image exactly as ``style_transfer`` makes them."""
     from course_nst.transfer import StyleTransferObjective, initial_image
 
@@ -221,7 +228,7 @@ def make_ours(bb, C, S):
     d = bb.defaults
     objective = StyleTransferObjective(
         bb, C, S, content_layer=d.content_layer, style_layers=dict(d.style_layers),
-        alpha=d.alpha, beta=d.beta, tv_weight=d.tv_weight, out_shape=(H, W),
+        alpha=d.alpha, beta=d.beta, tv_weight=d.tv_weight, out_shape=(H, W), winograd=winograd,
     )
     G = initial_image("noise", C.cpu(), (H, W), 0).to(bb.device).requires_grad_(True)
 
@@ -267,6 +274,8 @@ def conv_flops(run):
     ``2 * k_h * k_w * C_in / groups * C_out * H_out * W_out`` and each
     ``aten.convolution_backward`` as that again for the input gradient plus that again
     for the weight gradient when one is computed (frozen weights get none).
+    Convolutions that ours computes in the Winograd form are not ``aten.convolution``:
+    see ``winograd_flops``.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -274,6 +283,35 @@ def conv_flops(run):
         run()
     ops = counter.get_flop_counts()["Global"]
     return sum(n for op, n in ops.items() if "convolution" in str(op))
+
+
+def winograd_flops(run):
+    """FLOPs of the 36 matrix products of each Winograd convolution in ``run()``
+    (forward and input gradient: ``2 * 36 * tiles * C_in * C_out`` each; the input
+    and output transforms, memory-bound, are not counted), and how many there were."""
+    from course_nst import _winograd
+
+    seen = []
+
+    def counting(real):
+        def wrapper(x, u, *rest):
+            n, _, h, w = x.shape
+            tiles = n * -(-h // _winograd.M) * -(-w // _winograd.M)
+            seen.append(2 * u.shape[0] * tiles * u.shape[1] * u.shape[2])
+            return real(x, u, *rest)
+
+        return wrapper
+
+    names = ["conv3x3", "conv3x3_input_grad"]  # forward; input gradient
+    reals = [getattr(_winograd, n) for n in names]
+    for n, real in zip(names, reals):
+        setattr(_winograd, n, counting(real))
+    try:
+        run()
+    finally:
+        for n, real in zip(names, reals):
+            setattr(_winograd, n, real)
+    return sum(seen), len(seen)
 
 
 def sync(device):
@@ -337,7 +375,10 @@ def _memory_child(name, size, impl, device, threads, q):
     except OSError:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
-    evaluate = (make_ours if impl == "ours" else make_baseline)(bb, C, S)[0]
+    if impl == "baseline":
+        evaluate = make_baseline(bb, C, S)[0]
+    else:
+        evaluate = make_ours(bb, C, S, winograd=impl == "wino")[0]
     for _ in range(3):
         evaluate()
     q.put(peak() - base)
@@ -358,6 +399,8 @@ def bench_one(name, size, device, repeats, do_memory, threads):
     bb, C, S = setup(name, size, device)
     ours, G_o, objective = make_ours(bb, C, S)
     base, G_b, baseline = make_baseline(bb, C, S)
+    # ours with winograd=True, on its own objective (its own weight cache)
+    wino, _, _ = make_ours(bb, C, S, winograd=True)
 
     # same function: J, its content and style parts, and its gradient at the same G
     r_o, r_b = ours(), base()
@@ -373,30 +416,43 @@ def bench_one(name, size, device, repeats, do_memory, threads):
 
     flops_ours = conv_flops(ours)
     flops_base = conv_flops(base)
+    # what the winograd variant really executes: its direct convolutions + its
+    # Winograd matrix products (transforms not counted)
+    wino_flops, n_wino = winograd_flops(wino)
+    flops_wino_run = conv_flops(wino) + wino_flops
 
     mm, mm_flops = matmul_probe(device)
-    t_o, t_b, t_mm = [], [], []
-    for _ in range(1):  # warm-up
-        ours(), base(), mm()
+    runners = [ours, base, mm] + ([wino] if n_wino else [])
+    times = [[] for _ in runners]
+    for fn in runners:  # warm-up
+        fn()
     for _ in range(repeats):
-        t_o.append(timed(ours, device))
-        t_b.append(timed(base, device))
-        t_mm.append(timed(mm, device))
+        for fn, t in zip(runners, times):
+            t.append(timed(fn, device))
+    t_o, t_b, t_mm = times[:3]
+    t_w = times[3] if n_wino else None
     res = dict(
         name=name, size=size, repeats=repeats,
         ours_ms=1e3 * statistics.median(t_o), base_ms=1e3 * statistics.median(t_b),
         ours_min=1e3 * min(t_o), base_min=1e3 * min(t_b),
+        wino_ms=1e3 * statistics.median(t_w) if t_w else None,
         mm_gflops=mm_flops / statistics.median(t_mm) / 1e9,
-        gf_ours=flops_ours / 1e9, gf_base=flops_base / 1e9, J_rel=J_rel, g_rel=g_rel,
+        gf_ours=flops_ours / 1e9, gf_wino_run=flops_wino_run / 1e9, gf_base=flops_base / 1e9,
+        J_rel=J_rel, g_rel=g_rel,
     )
     res["ratio"] = res["base_ms"] / res["ours_ms"]
     res["ratio_min"] = res["base_min"] / res["ours_min"]
     res["frac"] = (res["gf_ours"] / (res["ours_ms"] / 1e3)) / res["mm_gflops"]
     res["frac_min"] = (res["gf_ours"] / (res["ours_min"] / 1e3)) / (mm_flops / min(t_mm) / 1e9)
-    del ours, base, objective, baseline, G_o, G_b
+    if t_w:
+        res["wino_ratio"] = res["base_ms"] / res["wino_ms"]
+        res["wino_frac"] = (res["gf_ours"] / (res["wino_ms"] / 1e3)) / res["mm_gflops"]
+        res["wino_frac_run"] = (res["gf_wino_run"] / (res["wino_ms"] / 1e3)) / res["mm_gflops"]
+    del ours, base, wino, objective, baseline, G_o, G_b
     if do_memory:
         res["ours_mb"] = peak_memory(name, size, "ours", device, threads)
         res["base_mb"] = peak_memory(name, size, "baseline", device, threads)
+        res["wino_mb"] = peak_memory(name, size, "wino", device, threads) if t_w else None
     return res
 
 
@@ -443,17 +499,24 @@ def main(argv=None):
     hdr = (f"{'backbone':18s} {'px':>4s} {'n':>3s} {'ours ms':>9s} {'base ms':>9s} {'ratio':>6s} "
            f"{'ours min':>9s} {'base min':>9s} {'ratio':>6s} "
            f"{'GF/eval':>8s} {'matmul GF/s':>11s} {'%matmul':>7s} {'(min)':>6s} {'ours MB':>8s} {'base MB':>8s} "
-           f"{'J rel.diff':>10s} {'grad rel.diff':>13s}")
+           f"{'J rel.diff':>10s} {'grad rel.diff':>13s} | "
+           f"{'wino ms':>8s} {'ratio':>6s} {'%matmul':>7s} {'run GF':>7s} {'%run':>6s} {'wino MB':>8s}")
     print(hdr)
     print("-" * len(hdr))
     for name in args.backbones:
         for size in sizes:
             r = bench_one(name, size, args.device, args.repeats or repeats_for(name, size, args.quick), do_memory, threads)
             mem = (f"{r['ours_mb']:8.0f} {r['base_mb']:8.0f}" if do_memory else f"{'-':>8s} {'-':>8s}")
+            if r["wino_ms"]:
+                wmem = f"{r['wino_mb']:8.0f}" if do_memory else f"{'-':>8s}"
+                wino = (f"{r['wino_ms']:8.1f} {r['wino_ratio']:5.2f}x {100 * r['wino_frac']:6.1f}% "
+                        f"{r['gf_wino_run']:7.2f} {100 * r['wino_frac_run']:5.1f}% {wmem}")
+            else:
+                wino = "(no convolution takes the Winograd form)"
             print(f"{name:18s} {size:4d} {r['repeats']:3d} {r['ours_ms']:9.1f} {r['base_ms']:9.1f} {r['ratio']:5.2f}x "
                   f"{r['ours_min']:9.1f} {r['base_min']:9.1f} {r['ratio_min']:5.2f}x "
                   f"{r['gf_ours']:8.2f} {r['mm_gflops']:11.1f} {100 * r['frac']:6.1f}% {100 * r['frac_min']:5.1f}% {mem} "
-                  f"{r['J_rel']:10.1e} {r['g_rel']:13.1e}", flush=True)
+                  f"{r['J_rel']:10.1e} {r['g_rel']:13.1e} | {wino}", flush=True)
     try:
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     except OSError:

@@ -251,9 +251,9 @@ def style_transfer(
             to stop early.
         progress: show a tqdm progress bar.
         winograd: on the CPU, compute VGG19's wide 3x3 convolutions (conv2_2 and
-            deeper) with Winograd's F(4x4, 3x3) algorithm: each evaluation about 1.4x
-            faster at 256 px, for about 170 MB more memory (the transformed kernels)
-            and float32 rounding ~10x larger (still ~1e-5). No effect on
+            deeper) with Winograd's F(4x4, 3x3) algorithm: each evaluation about
+            1.3-1.4x faster at 256 px, for about 170 MB more memory (the transformed
+            kernels) and float32 rounding ~10x larger (still ~1e-5). No effect on
             efficientnet_lite0 or on a GPU. See ``course_nst/_winograd.py``.
 
     Returns:
