@@ -92,6 +92,7 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
             style_layers=args.style_layers,
             seed=args.seed,
             progress=not args.quiet,
+            winograd=args.winograd,
         )
     except NonFiniteCostError as e:
         path = e.result.save(out)
@@ -187,6 +188,10 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--winograd", action="store_true",
+        help="VGG19 on a CPU: Winograd convolutions, ~1.3x faster for ~170 MB more memory",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

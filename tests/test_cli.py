@@ -87,6 +87,25 @@ def test_stylize_sample_names_and_files(tmp_path, capsys):
     assert f"wrote {out}" in stdout and "J before:" in stdout and "after:" in stdout
 
 
+def test_stylize_passes_winograd(tmp_path, capsys, monkeypatch):
+    import course_nst.transfer as transfer
+
+    seen = []
+    real = transfer.style_transfer
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["winograd"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transfer, "style_transfer", recording)
+    for flag in ([], ["--winograd"]):
+        out = tmp_path / f"r{len(seen)}.png"
+        code = main(["stylize", "chelsea", "waves", "-o", str(out), "--size", "32", "--steps", "2",
+                     "--backbone", "efficientnet_lite0", "-q", *flag])
+        assert code == 0, capsys.readouterr()
+    assert seen == [False, True]
+
+
 def test_samples_and_weights_status(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert main(["samples"]) == 0
