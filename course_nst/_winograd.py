@@ -27,8 +27,9 @@ kept for the objective's life: for VGG19 up to conv5_1, ~170 MB. An evaluation a
 128-256 px then peaks 20-40% above the textbook implementation's memory (which the
 project promises not to exceed), while it runs 1.3-1.4x faster than the direct
 convolutions (2.1-2.3x faster than the textbook; benchmarks/README.md). Recomputing
-``U`` at each use instead costs 4-9 ms per 512x512 kernel, most of the gain. Measured per layer shape on the
-development machine (2 threads, forward; the input gradient is alike):
+``U`` at each use instead costs 4-9 ms per 512x512 kernel, most of the gain.
+Measured per layer shape on the development machine (2 threads, forward; the input
+gradient is alike):
 
     C_in x C_out @ px   direct ms   Winograd ms     U
     128 x 128 @ 128      21.1        20.6 (1.02x)    2 MB

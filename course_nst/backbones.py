@@ -437,52 +437,54 @@ class MBConv(nn.Module):
 # modules' own forward; only the memory layout, the folding of BatchNorm and (for
 # some 3x3 convolutions) the Winograd algorithm differ.
 # --------------------------------------------------------------------------------------
-def _params_key(conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None) -> tuple:
-    """What a cached copy of ``conv``'s (and ``bn``'s) parameters depends on."""
+def _cached(cache: dict, kind: str, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, build):
+    """``build()``, a derived copy of ``conv``'s (and ``bn``'s) parameters, kept in
+    ``cache`` under ``(kind, id(conv))`` and rebuilt when a parameter changes (its
+    version counter or storage)."""
     parts = [conv.weight, conv.bias]
     if bn is not None:
         parts += [bn.weight, bn.bias, bn.running_mean, bn.running_var]
     key = tuple(None if t is None else (t._version, t.data_ptr(), t.device, t.dtype) for t in parts)
-    return key + (None if bn is None else bn.eps,)
+    key += (None if bn is None else bn.eps,)
+    hit = cache.get((kind, id(conv)))
+    if hit is not None and hit[0] is conv and hit[1] == key:
+        return hit[2]
+    # Plain tensors even when called under inference_mode: the convolution saves its
+    # weight for the backward pass, and inference tensors cannot be saved.
+    with torch.inference_mode(False), torch.no_grad():
+        value = build()
+    cache[(kind, id(conv))] = (conv, key, value)  # holding conv keeps its id from being reused
+    return value
 
 
 def _winograd_params(conv: nn.Conv2d, cache: dict) -> Tensor:
     """``conv``'s weight in the Winograd domain (see ``_winograd``); cached."""
-    key = _params_key(conv)
-    hit = cache.get(("winograd", id(conv)))
-    if hit is not None and hit[0] is conv and hit[1] == key:
-        return hit[2]
-    with torch.inference_mode(False), torch.no_grad():
-        u = _winograd.transform_weights(conv.weight)
-    cache[("winograd", id(conv))] = (conv, key, u)
-    return u
+    return _cached(cache, "winograd", conv, None, lambda: _winograd.transform_weights(conv.weight))
 
 
 def _fast_conv_params(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, cache: dict) -> tuple[Tensor, Tensor | None]:
     """``conv``'s weight (with ``bn`` folded in) as channels_last, and its bias; cached."""
-    key = _params_key(conv, bn)
-    hit = cache.get(id(conv))
-    if hit is not None and hit[0] is conv and hit[1] == key:
-        return hit[2], hit[3]
-    # Plain tensors even when called under inference_mode: the convolution saves its
-    # weight for the backward pass, and inference tensors cannot be saved.
-    with torch.inference_mode(False), torch.no_grad():
+
+    def build() -> tuple[Tensor, Tensor | None]:
         w, b = conv.weight, conv.bias
         if bn is not None:
             scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
             shift = bn.bias - bn.running_mean * scale
             w = w * scale.view(-1, 1, 1, 1)
             b = shift if b is None else b * scale + shift
-        w = w.contiguous(memory_format=torch.channels_last)
-    cache[id(conv)] = (conv, key, w, b)  # holding conv keeps its id from being reused
-    return w, b
+        return w.contiguous(memory_format=torch.channels_last), b
+
+    return _cached(cache, "channels_last", conv, bn, build)
 
 
 def _fast_apply(module: nn.Module, x: Tensor, cache: dict, winograd: bool = False) -> Tensor:
     """``module(x)`` on a channels_last ``x``, with cached channels_last / BN-folded weights."""
     # (weights that require grad, i.e. a backbone someone unfroze, take the modules' own path)
-    frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
-    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and frozen:
+    if (
+        isinstance(module, nn.Conv2d)
+        and module.padding_mode == "zeros"
+        and not any(p.requires_grad for p in module.parameters(recurse=False))
+    ):
         if winograd and _winograd.plan(module, x):
             return _winograd.conv3x3_frozen(x, _winograd_params(module, cache), module.bias)
         w, b = _fast_conv_params(module, None, cache)
