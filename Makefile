@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/course-nst demo -o out
 
 test: $(STAMP)
+	.ci/system-deps
 	$(PY) -m pytest tests notebooks $(NBVAL)
 
 unit: $(STAMP)
