@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import costs
+from ._fast import WeightCache, fast_features
 from .backbones import Backbone, load_backbone
 from .errors import InputError
 
@@ -161,7 +162,7 @@ class StyleTransferObjective:
         dev = backbone.device
         H, W = out_shape
         # channels_last / BN-folded weights of the fast path, kept for this objective's life
-        self._weights_cache: dict = {}
+        self._weights_cache = WeightCache()
         with torch.inference_mode():
             # the shape of every layer used, for the generated image's size (one pass)
             probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), self.layers) if self.layers else {}
@@ -181,7 +182,7 @@ class StyleTransferObjective:
 
     def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
         # Backbone.features' activations, computed by its fast path (channels_last)
-        return self.backbone._fast_features(image, layers, self._weights_cache, winograd=self.winograd)
+        return fast_features(self.backbone, image, layers, self._weights_cache, winograd=self.winograd)
 
     def __call__(self, G: Tensor) -> dict[str, Tensor]:
         zero = G.new_zeros(())
