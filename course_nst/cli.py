@@ -99,7 +99,7 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
         print(f"error: {e}; the last finite image was saved to {path}", file=sys.stderr)
         return 1
     path = result.save(out)
-    first, best = result.history[0], result.final
+    first, best = result.start or result.history[0], result.final
     note = {"interrupted": " (interrupted: best image so far)", "callback": " (stopped early)"}.get(
         result.stopped or "", ""
     )
