@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -40,6 +40,7 @@ __all__ = [
     "estimate_memory",
     "initial_image",
     "stage_sizes",
+    "stage_steps",
     "style_transfer",
 ]
 
@@ -259,10 +260,17 @@ def stage_sizes(scales: Sequence[float], shape: tuple[int, int]) -> list[tuple[i
     return out
 
 
-def _stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
+def stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
+    """Evaluations per stage: ``steps`` split so that each coarser stage gets twice as many
+    as the next finer one (it costs about a quarter as much per evaluation), or one number
+    per stage as given. ``stage_steps(300, 2) == [200, 100]``."""
     if isinstance(steps, int) and not isinstance(steps, bool):
         _check_positive(steps, "steps", integer=True)
-        return [steps] * n_stages
+        if steps < n_stages:
+            raise InputError(f"steps={steps} is fewer than the {n_stages} stages of the schedule; use scales=(1.0,)")
+        weights = [2 ** (n_stages - 1 - i) for i in range(n_stages)]
+        counts = [max(1, round(steps * w / sum(weights))) for w in weights[:-1]]
+        return [*counts, max(1, steps - sum(counts))]
     steps = list(steps)
     if len(steps) != n_stages:
         raise InputError(f"steps has {len(steps)} entries but the schedule has {n_stages} stages; give one per stage")
@@ -417,8 +425,8 @@ def style_transfer(
             reconstruction.
         backbone: a :class:`Backbone`, a name, or ``None`` for ``load_backbone("auto")``.
         size: longer side, in pixels, to resize the content image to (``None``: as given).
-        steps: the most cost evaluations per stage of the schedule (``None``: the
-            backbone's default), or one number per stage.
+        steps: the most cost evaluations in all (``None``: the backbone's default), split
+            among the stages of the schedule by :func:`stage_steps`, or one number per stage.
         scales: the coarse-to-fine schedule, fractions of the final size ending with 1,
             e.g. ``(0.5, 1.0)``: optimise at half size, upsample the result, finish at full
             size. ``None``: :func:`default_scales` of the size; ``(1.0,)`` is the lecture's
@@ -499,8 +507,7 @@ def style_transfer(
     if not scales or scales[-1] != 1.0 or any(not 0 < s <= 1 for s in scales) or scales != sorted(scales):
         raise InputError(f"scales must rise to 1.0, each in (0, 1], e.g. (0.5, 1.0); got {tuple(scales)}")
     sizes = stage_sizes(scales, (H, W))
-    per_stage = _stage_steps(steps, len(scales))
-    per_stage = [n for n, s in zip(per_stage, scales) if s == 1.0 or (round(H * s), round(W * s)) in sizes]
+    per_stage = stage_steps(steps, len(sizes))
     check_fits_in_memory(backbone, (H, W))
     if winograd is None:
         winograd = backbone.device.type == "cpu" and max(H, W) <= 384
@@ -554,7 +561,7 @@ def style_transfer(
     final_stage = False
     t0 = time.perf_counter()
     try:
-        for stage, ((h, w), n) in enumerate(zip(sizes, per_stage)):
+        for stage, ((h, w), n) in enumerate(zip(sizes, per_stage, strict=True)):
             final_stage = stage == len(sizes) - 1
             if stage > 0:
                 G = F.interpolate(G, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
@@ -564,8 +571,10 @@ def style_transfer(
                     result.start = {k: float(v) for k, v in objective(start_full.to(backbone.device)).items()}
             stage_best.clear()
 
-            def on_record(image: Tensor, record: dict[str, float], scale: float = h / H) -> bool:
-                rec = {"step": float(len(result.history) + 1), "scale": scale, **record}
+            def on_record(
+                image: Tensor, record: dict[str, float], h: int = h, w: int = w, final_stage: bool = final_stage
+            ) -> bool:
+                rec = {"step": float(len(result.history) + 1), "scale": h / H, **record}
                 result.history.append(rec)
                 if rec["J"] < stage_best.get("J", math.inf):
                     stage_best.update(J=rec["J"], image=image)

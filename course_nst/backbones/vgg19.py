@@ -103,7 +103,7 @@ DEFAULTS: dict[str, BackboneDefaults] = {
         style_layers=_PAPER_STYLE,
         alpha=1.0,
         beta=1e3,
-        tv_weight=0.0,
+        tv_weight=1e7,
         steps=300,
         notes="the paper's layers and alpha/beta = 1e-3 on the original weights",
     ),
@@ -182,8 +182,11 @@ def _from_quantised(sd: dict[str, Tensor], path: Path) -> dict[str, tuple[Tensor
 
 def _from_torchvision(sd: dict[str, Tensor], path: Path) -> dict[str, tuple[Tensor, Tensor]]:
     """``{conv name: (weight, bias)}`` from a torchvision state dict (``features.<i>.weight``)."""
-    indices = [i for i, m in enumerate(torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"]))
-               if isinstance(m, nn.Conv2d)]
+    indices = [
+        i
+        for i, m in enumerate(torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"]))
+        if isinstance(m, nn.Conv2d)
+    ]
     out = {}
     for name, i in zip(conv_names(), indices, strict=True):
         try:
