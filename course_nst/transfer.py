@@ -96,7 +96,7 @@ class NonFiniteCostError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------
-def _as_image(x: Any, what: str, max_size: int | None) -> Tensor:
+def _as_image(x: Any, what: str, max_size: int | None = None) -> Tensor:
     """Tensors pass through; paths, PIL images, arrays and sample names are loaded."""
     from . import images
 
@@ -111,6 +111,15 @@ def _as_image(x: Any, what: str, max_size: int | None) -> Tensor:
     if max_size is not None:
         img = images.resize(img, max_size)
     return img
+
+
+def _output_shape(image: Tensor, size: int | None) -> tuple[int, int]:
+    """``(H, W)`` of ``image`` with its longer side made ``size`` (``None``: as it is)."""
+    H, W = image.shape[-2:]
+    if size is None:
+        return int(H), int(W)
+    scale = size / max(H, W)
+    return max(1, round(H * scale)), max(1, round(W * scale))
 
 
 def initial_image(
@@ -494,13 +503,12 @@ def style_transfer(
     if winograd is not None and not isinstance(winograd, bool):
         raise InputError(f"winograd must be True, False or None, got {winograd!r}")
 
-    C = _as_image(content, "content", size) if content is not None else None
+    C = _as_image(content, "content", None) if content is not None else None
     S = _as_image(style, "style", None) if style is not None else None
-    if C is not None:
-        H, W = C.shape[-2:]
-    else:
-        assert S is not None
-        H, W = S.shape[-2:] if size is None else resize(S, size).shape[-2:]
+    H, W = _output_shape(C if C is not None else S, size)  # type: ignore[arg-type]
+    check_fits_in_memory(backbone, (H, W))  # before anything of that size is made
+    if C is not None and (H, W) != tuple(C.shape[-2:]):
+        C = resize(C, (H, W))
     if scales is None:
         scales = default_scales(max(H, W))
     scales = [float(s) for s in scales]
@@ -508,7 +516,6 @@ def style_transfer(
         raise InputError(f"scales must rise to 1.0, each in (0, 1], e.g. (0.5, 1.0); got {tuple(scales)}")
     sizes = stage_sizes(scales, (H, W))
     per_stage = stage_steps(steps, len(sizes))
-    check_fits_in_memory(backbone, (H, W))
     if winograd is None:
         winograd = backbone.device.type == "cpu" and max(H, W) <= 384
 

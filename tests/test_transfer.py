@@ -191,3 +191,15 @@ def test_a_run_too_large_for_the_memory_is_refused_before_it_starts(lite0, monke
         style_transfer(big, big, backbone=lite0, progress=False)
     fits = int(str(e.value).rsplit("about ", 1)[1].split()[0])
     assert transfer.estimate_memory(lite0, (fits * 3 // 4, fits)) <= 2e9 < transfer.estimate_memory(lite0, (1200, 1600))
+
+
+def test_a_huge_size_is_refused_before_anything_of_that_size_is_made(lite0, pair, monkeypatch):
+    from course_nst import images, transfer
+
+    made = []
+    real = images.resize
+    for module in (images, transfer):
+        monkeypatch.setattr(module, "resize", lambda img, size: made.append(size) or real(img, size))
+    with pytest.raises(InputError, match="use a size of at most about"):
+        style_transfer(*pair, backbone=lite0, size=100_000, progress=False)
+    assert made == []
