@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -402,4 +403,7 @@ def style_transfer(
         if bar is not None:
             bar.close()
     result.seconds = time.perf_counter() - t0
+    if len(result.history) > 1 and min(r["J"] for r in result.history[1:]) >= result.history[0]["J"]:
+        warnings.warn(f"the cost never decreased in {len(result.history)} evaluations: the result is the "
+                      "starting image; lower lr, or check alpha, beta and the images", RuntimeWarning, stacklevel=2)
     return result

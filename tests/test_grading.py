@@ -13,6 +13,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_release import (  # noqa: F401 - fixtures
+    CONTENT_SOLUTION,
+    REAL_NOTEBOOKS,
+    exercise_cell,
+    fakes,
+    registry_dir,
+)
 
 from course_nst.errors import InputError
 from course_nst.instructor.grading import (
@@ -25,7 +32,6 @@ from course_nst.instructor.grading import (
     load_registry,
 )
 from course_nst.release import release_notebooks
-from test_release import CONTENT_SOLUTION, REAL_NOTEBOOKS, exercise_cell, fakes, registry_dir  # noqa: F401 - fixtures
 
 _REGISTRY_DIRS: list[str] = []
 
