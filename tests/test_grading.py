@@ -212,3 +212,15 @@ def test_only_imports_of_known_packages_from_cells_above_the_exercise_are_repeat
              nbformat.v4.new_code_cell("from course_nst.costs import content_cost")]
     nb = nbformat.v4.new_notebook(cells=cells)
     assert notebook_imports(nb, cells[4]) == ["import numpy as np", "from course_nst.patches import IMAGENET_MEAN"]
+
+
+def test_a_stateful_exercise_is_judged_across_the_process_boundary():
+    """optimization_step changes G in place and uses the optimizer's state: both cross to the kernel and back."""
+    registry = load_registry(GradeConfig())
+    nb = nbformat.read(next(p for p in REAL_NOTEBOOKS if Path(p).name.startswith("04_")), as_version=4)
+    [source] = [c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "optimization_step"]
+    ex = registry["optimization_step"]
+    assert grade_exercise(source, ex, registry, GradeConfig(timeout=60)) == ("passed", "")
+    status, reason = grade_exercise(source.replace("optimizer.zero_grad()", "pass"), ex, registry,
+                                    GradeConfig(timeout=60))
+    assert status == "failed" and "the gradients accumulate" in reason

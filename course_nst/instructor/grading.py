@@ -50,6 +50,7 @@ import builtins
 import contextlib
 import csv
 import importlib
+import io
 import json
 import os
 import pickle
@@ -59,6 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,7 +73,7 @@ from nbformat import NotebookNode
 
 from ..errors import InputError
 from . import verify
-from .kernel import all_tensors, flatten_tensors
+from .kernel import all_tensors, flatten_tensors, rebuild_object
 from .protocol import ProtocolError, decode, encode, read_frame_fd, write_frame
 from .sandbox import Sandbox, find_sandbox, start_kernel, stop_kernel
 
@@ -345,8 +347,7 @@ class Kernel:
 
         def student_function(*args: Any) -> Any:
             kernel.phase = "while being checked"
-            with torch.no_grad():
-                payload = pickle.dumps(args)
+            payload = _dump_arguments(args)
             reply, data = kernel.request({"op": "call"}, [payload])
             if reply.get("op") != "result":
                 raise KernelGone("error", "the kernel sent an unexpected reply")
@@ -376,6 +377,16 @@ class Kernel:
                     mine.copy_(theirs)
             if mine.is_leaf and bool(desc.get("requires_grad")) != mine.requires_grad:
                 mine.requires_grad_(bool(desc.get("requires_grad")))
+        grads = reply.get("grads", [])
+        if not isinstance(grads, list) or len(grads) != len(tensors):
+            raise ProtocolError("argument gradients")
+        for mine, desc in zip(tensors, grads, strict=True):
+            if not mine.is_leaf:
+                continue
+            grad = None if desc is None else decode(desc, data)
+            if grad is not None and (not isinstance(grad, torch.Tensor) or grad.shape != mine.shape):
+                raise ProtocolError("argument gradient")
+            mine.grad = None if grad is None else grad.to(mine.dtype)
         objects = reply.get("objects", {})
         if not isinstance(objects, dict):
             raise ProtocolError("argument objects")
@@ -413,6 +424,25 @@ class Kernel:
                 raise RuntimeError("the kernel sent a gradient of the wrong shape")
             grads.append(None if g is None else g.to(mine.dtype))
         return grads
+
+
+class _ArgumentPickler(pickle.Pickler):
+    """Pickles an optimizer with its whole ``__dict__`` (its own pickling keeps only its state)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, torch.optim.Optimizer):
+            return rebuild_object, (type(obj), dict(vars(obj)))
+        return NotImplemented
+
+
+def _dump_arguments(args: tuple) -> bytes:
+    """The arguments and the ``.grad`` of their tensors (pickling a tensor drops its gradient)."""
+    buffer = io.BytesIO()
+    grads = [t.grad for t in all_tensors(args)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a checker's tensor hooks stay here; the kernel does not need them
+        _ArgumentPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((args, grads))
+    return buffer.getvalue()
 
 
 class _RemoteBackward(torch.autograd.Function):
@@ -488,8 +518,9 @@ def _judge(kernel: Kernel, ready: dict, exercise: Any) -> tuple[str, str]:
         problems, not_implemented = [], True
     except StudentRaised as e:
         problems, not_implemented = [_describe_raise(e.remote)], False
-    except Exception as e:  # noqa: BLE001 - a checker that cannot handle a result: the student's zero
-        problems, not_implemented = [f"checking your function failed: {type(e).__name__}: {e}"], False
+    except Exception as e:  # noqa: BLE001 - the checker itself failed: a zero, said to be the grader's
+        return "error", _shorten(f"the checker raised {type(e).__name__}: {e} (a grader problem, or a result "
+                                 "it cannot handle)")
     else:
         not_implemented = False
     if not kernel.intact:
