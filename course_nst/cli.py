@@ -159,6 +159,28 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM interrupts (the loop returns its best image); later ones are ignored, so
+    they cannot cut the clean-up or the save."""
+
+    def handler(signum: int, frame: Any) -> None:
+        _ignore_interrupts()
+        raise KeyboardInterrupt
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            if signal.getsignal(s) is handler:
+                signal.signal(s, h)
+
+
+@contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Ignore Ctrl-C and SIGTERM for a moment (while the result is being saved)."""
     try:
@@ -217,7 +239,7 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
     print(f"backbone: {backbone.name} on {backbone.device}", file=sys.stderr)
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings(record=True) as caught, sigterm_as_interrupt():
+        with warnings.catch_warnings(record=True) as caught, interrupt_once():
             warnings.simplefilter("always", RuntimeWarning)
             result = style_transfer(
             content,

@@ -249,8 +249,12 @@ class Kernel:
         self.tripwires = Tripwires(self.function, package_dir)
         self.tripwires.install()
         reply: dict[str, Any] = {"op": "ready", "cell_error": None}
+        import linecache
+
+        source = request["source"]
+        linecache.cache[CELL_FILE] = (len(source), None, source.splitlines(True), CELL_FILE)  # lines in tracebacks
         try:
-            exec(compile(request["source"], CELL_FILE, "exec"), ns)
+            exec(compile(source, CELL_FILE, "exec"), ns)
         except BaseException as e:  # noqa: BLE001 - reported to the grader, whatever it is
             reply["cell_error"] = self.describe(e)
         fn = ns.get(self.function)
