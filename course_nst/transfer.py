@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -615,4 +616,7 @@ def style_transfer(
     if not result.final and "image" in stage_best:  # stopped before the last stage: its best, upsampled
         result.image = resize(stage_best["image"], (H, W))
     result.seconds = time.perf_counter() - t0
+    if result.final and result.start and result.final["J"] >= result.start["J"]:
+        warnings.warn(f"the cost never decreased in {len(result.history)} evaluations: the result is the "
+                      "starting image; lower lr, or check alpha, beta and the images", RuntimeWarning, stacklevel=2)
     return result
