@@ -200,7 +200,7 @@ def _load_input(source: str, what: str):
 
 def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
     from .backbones import load_backbone
-    from .transfer import NonFiniteCostError, style_transfer
+    from .transfer import NonFiniteCostError, check_fits_in_memory, output_shape, style_transfer
 
     check_device(args.device)
     if args.alpha == 0 and args.beta == 0:
@@ -208,6 +208,7 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
     backbone = load_backbone(args.backbone, weights=args.weights, pooling=args.pooling, device=args.device)
     if args.content_layer or args.style_layers:
         backbone.check_layers([args.content_layer or backbone.content_layer, *(args.style_layers or [])])
+    check_fits_in_memory(backbone, output_shape(content, args.size))  # before saying anything else
     print(f"backbone: {backbone.name} on {backbone.device}", file=sys.stderr)
     t0 = time.perf_counter()
     try:

@@ -40,6 +40,7 @@ __all__ = [
     "default_scales",
     "estimate_memory",
     "initial_image",
+    "output_shape",
     "stage_sizes",
     "stage_steps",
     "style_transfer",
@@ -114,7 +115,7 @@ def _as_image(x: Any, what: str, max_size: int | None = None) -> Tensor:
     return img
 
 
-def _output_shape(image: Tensor, size: int | None) -> tuple[int, int]:
+def output_shape(image: Tensor, size: int | None) -> tuple[int, int]:
     """``(H, W)`` of ``image`` with its longer side made ``size`` (``None``: as it is)."""
     H, W = image.shape[-2:]
     if size is None:
@@ -506,7 +507,7 @@ def style_transfer(
 
     C = _as_image(content, "content", None) if content is not None else None
     S = _as_image(style, "style", None) if style is not None else None
-    H, W = _output_shape(C if C is not None else S, size)  # type: ignore[arg-type]
+    H, W = output_shape(C if C is not None else S, size)  # type: ignore[arg-type]
     check_fits_in_memory(backbone, (H, W))  # before anything of that size is made
     if C is not None and (H, W) != tuple(C.shape[-2:]):
         C = resize(C, (H, W))
