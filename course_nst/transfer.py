@@ -350,9 +350,9 @@ def style_transfer(
     last_finite = result.image
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .progress import progress_bar
 
-        bar = tqdm(total=steps, desc="style transfer", leave=False)
+        bar = progress_bar(total=steps, desc="style transfer")
 
     state = {"stop": False}
 
