@@ -49,7 +49,7 @@ HINT = (
 )
 PLAIN_TEXT = (
     "[style-transfer explorer: an interactive widget. To use it, trust the notebook "
-    "(JupyterLab: File > Trust Notebook) and run its cells (Run > Run All Cells).]"
+    "(JupyterLab: the Trust Notebook command, Ctrl+Shift+C) and run its cells (Run > Run All Cells).]"
 )
 
 

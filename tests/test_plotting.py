@@ -243,3 +243,20 @@ def test_progress_bar_is_text_and_stays_when_done(capsys):
     err = capsys.readouterr().err
     assert "work: 100%" in err and "3/3" in err
     assert err.rstrip("\n").split("\r")[-1].startswith("work: 100%")   # the last state is kept
+
+
+def test_progress_bar_in_a_notebook_keeps_one_output_with_its_last_state():
+    from unittest import mock
+
+    from course_nst.progress import DisplayLine
+
+    line = DisplayLine()
+    with mock.patch("IPython.display.display") as display:
+        line.write("\rwork:   0%|          | 0/3")
+        line.write("\rwork:  33%|###       | 1/3")
+        line.write("\rwork: 100%|##########| 3/3")
+        line.write("\n")
+    assert display.call_count == 1                       # one output, then updates of it
+    assert display.call_args.args[0] == {"text/plain": "work:   0%|          | 0/3"}
+    updates = [c.args[0]["text/plain"] for c in display.return_value.update.call_args_list]
+    assert updates == ["work:  33%|###       | 1/3", "work: 100%|##########| 3/3"]
