@@ -1,7 +1,7 @@
 # course-nst: two commands for everyone.
 #   make demo   set up .venv (first time only) and stylize a bundled photo, offline
 #   make test   set up .venv and run the whole test suite, notebooks included
-# Other targets: make lab, make notebooks, make bench, make clean.
+# Other targets: make lab [PORT=8889], make notebooks, make bench, make clean.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -34,15 +34,18 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(PY) -m pytest notebooks $(NBVAL)
 
+# make lab PORT=8889 for another port; --allow-root because many containers run as root.
+PORT ?= 8888
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 # Re-execute every notebook in place, top to bottom, and keep the outputs.
 notebooks: $(STAMP)
 	cd notebooks && for nb in [0-9]*.ipynb; do \
 	  echo "executing $$nb"; \
 	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	    --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 \
+	    --ExecutePreprocessor.coalesce_streams=True "$$nb" || exit 1; \
 	done
 
 bench: $(STAMP)
