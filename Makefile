@@ -44,8 +44,7 @@ notebooks: $(STAMP)
 	cd notebooks && for nb in [0-9]*.ipynb; do \
 	  echo "executing $$nb"; \
 	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 \
-	    --ExecutePreprocessor.coalesce_streams=True "$$nb" || exit 1; \
+	    --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
 
 bench: $(STAMP)
