@@ -1,7 +1,7 @@
 # course-nst: two commands for everyone.
 #   make demo   set up .venv (first time only) and stylize a bundled photo, offline
 #   make test   set up .venv and run the whole test suite, notebooks included
-# Other targets: make lab, make notebooks, make bench, make clean.
+# Other targets: make lab [PORT=8889], make notebooks, make bench, make clean.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -34,8 +34,10 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(PY) -m pytest notebooks $(NBVAL)
 
+# make lab PORT=8889 for another port; --allow-root because many containers run as root.
+PORT ?= 8888
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 # Re-execute every notebook in place, top to bottom, and keep the outputs.
 notebooks: $(STAMP)

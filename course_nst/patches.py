@@ -524,9 +524,9 @@ def top_patches_many(
     n_images = 0
     stream = _batches(_iter_images(images, max_size), batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from .progress import progress_bar
 
-        stream = tqdm(stream, desc="batches", unit="batch")
+        stream = progress_bar(stream, desc="batches", unit="batch")
     with torch.inference_mode():
         for batch in stream:
             x = torch.cat(batch).to(device)

@@ -546,9 +546,9 @@ def style_transfer(
     result = Result(image=resize(G, (H, W)), settings=settings)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .progress import progress_bar
 
-        bar = tqdm(total=sum(per_stage), desc="style transfer", leave=False)
+        bar = progress_bar(total=sum(per_stage), desc="style transfer")
 
     def make_objective(h: int, w: int) -> StyleTransferObjective:
         more = (H * W) / (h * w)  # J_content and the total variation grow with the pixels

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
-import pytest
-import torch
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from course_nst.errors import InputError
 from course_nst.plotting import plot_cost_curves, plot_gram, plot_images, plot_ratio_grid
@@ -148,10 +151,6 @@ def random_backbone():
 
 
 def test_png_bytes_is_a_png_scaled_up():
-    import io
-
-    from PIL import Image
-
     from course_nst.widgets import png_bytes
 
     data = png_bytes(_image(8, 16), display_size=64)
@@ -163,15 +162,25 @@ def test_explorer_builds_and_runs(random_backbone):
     pytest.importorskip("ipywidgets")
     from course_nst.widgets import StyleTransferExplorer, style_transfer_explorer
 
-    explorer = style_transfer_explorer(
-        _image(32, 32), _image(32, 32, seed=1), backbone=random_backbone, size=32, steps=10, update_every=2
-    )
+    explorer = style_transfer_explorer(_image(32, 32, seed=2), _image(32, 32, seed=1), backbone=random_backbone,
+                                       size=32, steps=10, update_every=2)
     assert isinstance(explorer, StyleTransferExplorer)
+    placeholder_bytes = explorer.image.value
     default = random_backbone.alpha / random_backbone.beta
     assert explorer.ratio.value == pytest.approx(default)
     assert explorer.steps.value == 10
-    assert explorer.image.value == b""
-    assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
+    # before the first run: the start image (the content), drawn at display_size, not stretched
+    placeholder = Image.open(io.BytesIO(explorer.image.value))
+    assert placeholder.size == (320, 320)
+    assert (explorer.image.layout.width, explorer.image.layout.height) == ("320px", "320px")
+    assert explorer.image.layout.align_self == "flex-start"
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "trust the notebook" in bundle["text/plain"]
+    assert "Try" in explorer.hint.value
+    explorer.start.value = "noise"
+    assert bytes(explorer.image.value) != bytes(placeholder_bytes)
+    explorer.start.value = "content"
 
     updates = []
     explorer.image.observe(lambda change: updates.append(len(change["new"])), names="value")
@@ -184,6 +193,29 @@ def test_explorer_builds_and_runs(random_backbone):
     assert explorer.image.value[:8] == b"\x89PNG\r\n\x1a\n"
     assert explorer.status.value.startswith("done")
     assert not explorer.button.disabled
+    assert Image.open(io.BytesIO(explorer.image.value)).size == (320, 320)
+    assert result.settings["init"] == "content"
+    assert f"J = {result.final['J']:.3g}," in explorer.summary()
+
+
+def test_explorer_show_displays_a_static_png_and_the_summary(random_backbone, capsys):
+    pytest.importorskip("ipywidgets")
+    from unittest import mock
+
+    from course_nst.widgets import style_transfer_explorer
+
+    explorer = style_transfer_explorer(_image(16, 32), _image(32, 32, seed=1), backbone=random_backbone,
+                                       size=32, steps=10, display_size=96, init="noise")
+    explorer.show()
+    assert "no run yet" in capsys.readouterr().out
+    explorer.run()
+    with mock.patch("IPython.display.display") as display:
+        explorer.show()
+    (shown,), _ = display.call_args
+    assert shown.format == "png" and shown.width == 96
+    assert Image.open(io.BytesIO(shown.data)).size == (96, 48)
+    assert capsys.readouterr().out.strip() == explorer.summary()
+    assert "10 steps from noise" in explorer.summary()
 
 
 def test_explorer_rejects_bad_arguments(random_backbone):
@@ -194,3 +226,37 @@ def test_explorer_rejects_bad_arguments(random_backbone):
         style_transfer_explorer(_image(), _image(), backbone="vgg19")
     with pytest.raises(InputError):
         style_transfer_explorer(_image(), _image(), backbone=random_backbone, update_every=0)
+    with pytest.raises(InputError, match="init"):
+        style_transfer_explorer(_image(), _image(), backbone=random_backbone, init="zeros")
+    with pytest.raises(InputError, match="display_size"):
+        style_transfer_explorer(_image(), _image(), backbone=random_backbone, size=128, display_size=64)
+    with pytest.raises(InputError, match="ratio"):
+        style_transfer_explorer(_image(), _image(), backbone=random_backbone, ratio=0)
+
+
+def test_progress_bar_is_text_and_stays_when_done(capsys):
+    from course_nst.progress import in_jupyter_kernel, progress_bar
+
+    assert not in_jupyter_kernel()
+    for _ in progress_bar(range(3), desc="work"):
+        pass
+    err = capsys.readouterr().err
+    assert "work: 100%" in err and "3/3" in err
+    assert err.rstrip("\n").split("\r")[-1].startswith("work: 100%")   # the last state is kept
+
+
+def test_progress_bar_in_a_notebook_keeps_one_output_with_its_last_state():
+    from unittest import mock
+
+    from course_nst.progress import DisplayLine
+
+    line = DisplayLine()
+    with mock.patch("IPython.display.display") as display:
+        line.write("\rwork:   0%|          | 0/3")
+        line.write("\rwork:  33%|###       | 1/3")
+        line.write("\rwork: 100%|##########| 3/3")
+        line.write("\n")
+    assert display.call_count == 1                       # one output, then updates of it
+    assert display.call_args.args[0] == {"text/plain": "work:   0%|          | 0/3"}
+    updates = [c.args[0]["text/plain"] for c in display.return_value.update.call_args_list]
+    assert updates == ["work:  33%|###       | 1/3", "work: 100%|##########| 3/3"]
