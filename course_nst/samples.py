@@ -33,7 +33,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from course_nst.errors import InputError
-from course_nst.images import _check_max_size, load_image
+from course_nst.images import check_max_size, load_image
 
 __all__ = [
     "DEFAULT_STYLE_SIZE",
@@ -120,7 +120,7 @@ def load(name: str, max_size: int | None = None) -> torch.Tensor:
     :data:`DEFAULT_STYLE_SIZE`), so they stay crisp at any size.
     """
     _check_name(name)
-    _check_max_size(max_size)
+    check_max_size(max_size)
     if name in _PHOTOS:
         return load_image(_photo_path(name), max_size=max_size)
     size = DEFAULT_STYLE_SIZE if max_size is None else int(max_size)
