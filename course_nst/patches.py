@@ -38,7 +38,7 @@ from torch import Tensor
 
 from .backbones.common import IMAGENET_MEAN
 from .errors import InputError
-from .receptive_field import ReceptiveField, receptive_field
+from .receptive_field import ReceptiveField, patch_box, receptive_field
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -90,13 +90,11 @@ def crop_patch(
     if size < 1 or stride < 1:
         raise InputError(f"size and stride must be >= 1, got size={size}, stride={stride}")
     H, W = image.shape[-2:]
-    half = (size - 1) / 2
-    top = math.floor(start + row * stride - half + 0.5)
-    left = math.floor(start + col * stride - half + 0.5)
+    top, left, bottom, right = patch_box(size, stride, start, row, col)
     out = torch.empty(1, 3, size, size, dtype=image.dtype, device=image.device)
     out[:] = torch.as_tensor(fill, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
     t0, l0 = max(top, 0), max(left, 0)
-    t1, l1 = min(top + size, H), min(left + size, W)
+    t1, l1 = min(bottom, H), min(right, W)
     if t1 > t0 and l1 > l0:
         out[:, :, t0 - top : t1 - top, l0 - left : l1 - left] = image[:1, :, t0:t1, l0:l1]
     return out
@@ -253,43 +251,24 @@ def image_set(
     return out
 
 
-#: scikit-image files used by :func:`image_set`: colour photos, then textures.
-_SOURCES = {
-    "astronaut": "astronaut.png",
-    "chelsea": "chelsea.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
-    "motorcycle": "motorcycle_left.png",
-    "hubble": "hubble_deep_field.jpg",
-    "immunohistochemistry": "ihc.png",
-    "retina": "retina.jpg",
-    "brick": "brick.png",
-    "grass": "grass.png",
-    "gravel": "gravel.png",
-    "camera": "camera.png",
-}
-
-
 def image_set_sources() -> list[str]:
-    """Names of the scikit-image pictures :func:`image_set` draws from."""
-    return list(_SOURCES)
+    """Names of the scikit-image pictures :func:`image_set` draws from (see :func:`course_nst.samples.photo_set_names`)."""
+    from .samples import photo_set_names
+
+    return photo_set_names()
 
 
 def _load_sources(names: Sequence[str] | None) -> dict[str, Tensor]:
-    import importlib.util
-
     from .images import load_image
+    from .samples import photo_path, photo_set_names
 
-    names = list(_SOURCES) if names is None else list(names)
-    unknown = [n for n in names if n not in _SOURCES]
+    known = photo_set_names()
+    names = known if names is None else list(names)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise InputError(f"unknown image source {unknown[0]!r}; choose from: " + ", ".join(_SOURCES))
-    spec = importlib.util.find_spec("skimage.data")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("scikit-image is not installed; it provides the offline images")
-    root = Path(list(spec.submodule_search_locations)[0])
+        raise InputError(f"unknown image source {unknown[0]!r}; choose from: " + ", ".join(known))
     # 512 px on the longer side is plenty for crops of 100-300 px
-    return {n: load_image(root / _SOURCES[n], max_size=512) for n in names}
+    return {n: load_image(photo_path(n), max_size=512) for n in names}
 
 
 # ======================================================================================

@@ -55,12 +55,12 @@ def _stacks() -> dict[str, list[tuple[int, int, int]]]:
 
 def _recurrence(layers, variant: str = "") -> list[tuple[float, float, float]]:
     """The reference recurrence, or one of the usual mistakes (``variant``)."""
-    size, jump, start = 1, 1, 0.0
+    size, jump, start = 1.0, 1.0, 0.0
     if variant == "start_half":
         start = 0.5
     if variant == "size_zero":
-        size = 0
-    out = []
+        size = 0.0
+    out: list[tuple[float, float, float]] = []
     for k, s, p in layers:
         if variant == "jump_first":
             jump = jump * s
@@ -118,7 +118,7 @@ def _as_triples(result: Any) -> list[tuple[float, float, float]] | str:
             return f"each entry must be a (size, jump, start) tuple of numbers, got {row!r}"
         if len(vals) != 3:
             return f"each entry must have 3 numbers (size, jump, start), got {row!r}"
-        out.append(tuple(vals))
+        out.append((vals[0], vals[1], vals[2]))
     return out
 
 
@@ -176,6 +176,7 @@ def _diagnose_rf_recurrence(fn: Callable[..., Any]) -> list[str]:
 def _crop(image, size, stride, start, row, col, fill=_MEAN, mode="centre"):
     """Reference crop and the usual wrong crops (``mode``)."""
     from ..patches import crop_patch
+    from ..receptive_field import patch_box
 
     H, W = image.shape[-2:]
     if mode == "centre":
@@ -187,9 +188,7 @@ def _crop(image, size, stride, start, row, col, fill=_MEAN, mode="centre"):
     if mode == "no_start":
         return crop_patch(image, size, stride, 0.0, row, col, fill)
     if mode == "shifted":  # moved back inside the image instead of padded
-        half = (size - 1) / 2
-        top = math.floor(start + row * stride - half + 0.5)
-        left = math.floor(start + col * stride - half + 0.5)
+        top, left, _, _ = patch_box(size, stride, start, row, col)
         top = min(max(top, 0), max(H - size, 0))
         left = min(max(left, 0), max(W - size, 0))
         return crop_patch(image, size, 1, (size - 1) / 2, top, left, fill)
