@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.course-nst-installed
 CONSTRAINTS = requirements/constraints.txt
 NBVAL = --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup demo test unit nbval lab notebooks bench clean
+.PHONY: setup demo test unit nbval lint lab notebooks bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(PY) -m pytest notebooks $(NBVAL)
+
+# Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade, simplify), formatting, types (mypy).
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check course_nst tests benchmarks
+	$(PY) -m mypy
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

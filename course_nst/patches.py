@@ -29,9 +29,10 @@ image the first position in row-major order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -39,6 +40,13 @@ from torch import Tensor
 from .backbones.common import IMAGENET_MEAN
 from .errors import InputError
 from .receptive_field import ReceptiveField, patch_box, receptive_field
+
+if TYPE_CHECKING:
+    from .backbones import Backbone
+
+#: What :func:`top_patches` streams: a folder, a tensor ``[N, 3, H, W]``, or an iterable of
+#: images (tensors, paths, PIL images, sample names).
+Images = str | Path | Tensor | Iterable[Any]
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -148,7 +156,7 @@ def iter_image_folder(folder: str | Path, max_size: int | None = None) -> Iterat
         yield load_image(p, max_size=max_size)
 
 
-def _iter_images(images, max_size: int | None) -> Iterator[Tensor]:
+def _iter_images(images: Images, max_size: int | None) -> Iterator[Tensor]:
     from .images import load_image, resize
 
     if isinstance(images, (str, Path)):
@@ -252,7 +260,7 @@ def image_set(
 
 
 def image_set_sources() -> list[str]:
-    """Names of the scikit-image pictures :func:`image_set` draws from (see :func:`course_nst.samples.photo_set_names`)."""
+    """Names of the scikit-image pictures :func:`image_set` draws from (:func:`course_nst.samples.photo_set_names`)."""
     from .samples import photo_set_names
 
     return photo_set_names()
@@ -395,7 +403,9 @@ class _Accumulator:
 
     def __init__(self, layer: str, units: list[int] | None, k: int, rf: ReceptiveField, margin: int):
         self.layer, self.units, self.k, self.rf, self.margin = layer, units, k, rf, margin
-        self.values = self.ids = self.rows = self.cols = None
+        # [U, k] each once the first batch has given the number of channels (empty until then)
+        self.started = False
+        self.values = self.ids = self.rows = self.cols = self._index = torch.empty(0, dtype=torch.long)
         self.n_positions = 0
 
     def _mask(self, h: int, w: int, H: int, W: int) -> Tensor | None:
@@ -413,7 +423,8 @@ class _Accumulator:
         B, C, h, w = act.shape
         if self.units is None:
             self.units = list(range(C))
-        if self.values is None:
+        if not self.started:
+            self.started = True
             bad = [u for u in self.units if not 0 <= u < C]
             if bad:
                 raise InputError(f"unit {bad[0]} does not exist: layer {self.layer} has {C} channels (0..{C - 1})")
@@ -455,8 +466,8 @@ class _Accumulator:
 
 
 def top_patches_many(
-    backbone,
-    images,
+    backbone: Backbone,
+    images: Images,
     layers: Sequence[str],
     units: Sequence[int] | dict[str, Sequence[int]] | None = None,
     k: int = 9,
@@ -479,7 +490,7 @@ def top_patches_many(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}")
 
-    def units_for(layer):
+    def units_for(layer: str) -> list[int] | None:
         u = units.get(layer) if isinstance(units, dict) else units
         if u is None:
             return None
@@ -514,8 +525,8 @@ def top_patches_many(
                 h = backbone.layers[name](h)
                 if name in wanted:
                     # reduce now, before a later (possibly in-place) module can touch h
-                    accs[name].update(h, n_images, tuple(x.shape[-2:]))
-            referenced = set()
+                    accs[name].update(h, n_images, (int(x.shape[-2]), int(x.shape[-1])))
+            referenced: set[int] = set()
             for acc in accs.values():
                 referenced.update(int(i) for i in acc.ids.unique() if int(i) >= 0)
             for j, img in enumerate(batch):
@@ -527,13 +538,14 @@ def top_patches_many(
             n_images += len(batch)
     if n_images == 0:
         raise InputError("no images were given")
-    fill = tuple(float(v) for v in backbone.mean.flatten().tolist())
+    r, g, b = (float(v) for v in backbone.mean.flatten().tolist())
+    fill = (r, g, b)
     out = {}
     for name in layers:
         acc = accs[name]
         out[name] = TopPatches(
             layer=name,
-            units=list(acc.units),
+            units=list(acc.units or []),
             values=acc.values,
             image_ids=acc.ids,
             rows=acc.rows,
@@ -549,8 +561,8 @@ def top_patches_many(
 
 
 def top_patches(
-    backbone,
-    images,
+    backbone: Backbone,
+    images: Images,
     layer: str,
     units: Sequence[int] | None = None,
     k: int = 9,

@@ -291,7 +291,5 @@ def receptive_field(backbone: Backbone, layer: str) -> ReceptiveField:
     ReceptiveField(size=84, stride=8, start=3.5)
     """
     if not isinstance(layer, str):
-        raise InputError(
-            f"layer must be a layer name, got {layer!r}; receptive_fields(backbone) gives every layer's"
-        )
+        raise InputError(f"layer must be a layer name, got {layer!r}; receptive_fields(backbone) gives every layer's")
     return receptive_fields(backbone, upto=layer)[layer]

@@ -444,7 +444,7 @@ def _shapes(rng: np.random.Generator, size: int) -> np.ndarray:
             width=max(1, int(s * 0.003)),
         )
 
-    image = np.asarray(canvas.resize((size, size), Image.LANCZOS)).astype(np.float64) / 255.0
+    image = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS)).astype(np.float64) / 255.0
     # paint texture: brush streaks in two directions plus canvas grain
     noise = rng.standard_normal((size, size))
     streak_h = ndimage.gaussian_filter(noise, (size / 512, size / 64))

@@ -194,3 +194,27 @@ def test_explorer_rejects_bad_arguments(random_backbone):
         style_transfer_explorer(_image(), _image(), backbone="vgg19")
     with pytest.raises(InputError):
         style_transfer_explorer(_image(), _image(), backbone=random_backbone, update_every=0)
+
+
+def test_all_lists_what_the_notebooks_import():
+    import ast
+    import json
+    from pathlib import Path
+
+    from course_nst import plotting
+
+    imported: set[str] = set()
+    for nb in sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb")):
+        for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            if "course_nst.plotting" not in source:
+                continue
+            lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+            for node in ast.walk(ast.parse("\n".join(lines))):
+                if isinstance(node, ast.ImportFrom) and node.module == "course_nst.plotting":
+                    imported.update(alias.name for alias in node.names)
+    assert imported, "no notebook imports from course_nst.plotting"
+    assert imported <= set(plotting.__all__), sorted(imported - set(plotting.__all__))
+    assert all(hasattr(plotting, name) for name in plotting.__all__)

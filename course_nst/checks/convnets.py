@@ -46,7 +46,14 @@ def _stacks() -> dict[str, list[tuple[int, int, int]]]:
         "one 3x3 convolution with padding 1": [(3, 1, 1)],
         "VGG19 (conv1_1 ... pool5)": _vgg19_stack(),
         "AlexNet-like (11/4/2, pool 3/2/0, 5/1/2, ...)": [
-            (11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)
+            (11, 4, 2),
+            (3, 2, 0),
+            (5, 1, 2),
+            (3, 2, 0),
+            (3, 1, 1),
+            (3, 1, 1),
+            (3, 1, 1),
+            (3, 2, 0),
         ],
         "strided, no padding": [(5, 2, 0), (3, 2, 0), (3, 1, 0), (1, 1, 0)],
         "even kernels": [(2, 2, 0), (4, 2, 1), (7, 1, 3)],
@@ -124,7 +131,8 @@ def _as_triples(result: Any) -> list[tuple[float, float, float]] | str:
 
 def _same(a, b) -> bool:
     return len(a) == len(b) and all(
-        all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) for x, y in zip(r, s, strict=True)) for r, s in zip(a, b, strict=True)
+        all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) for x, y in zip(r, s, strict=True))
+        for r, s in zip(a, b, strict=True)
     )
 
 
@@ -154,7 +162,11 @@ def _diagnose_rf_recurrence(fn: Callable[..., Any]) -> list[str]:
         expected = _recurrence(stacks[name])
         for i, (g, e) in enumerate(zip(got[name], expected, strict=True)):
             if not _same([g], [e]):
-                parts = [w for w, x, y in zip(("size", "jump", "start"), g, e, strict=True) if not math.isclose(x, y, abs_tol=1e-6)]
+                parts = [
+                    w
+                    for w, x, y in zip(("size", "jump", "start"), g, e, strict=True)
+                    if not math.isclose(x, y, abs_tol=1e-6)
+                ]
                 problems.append(
                     f"stack '{name}', after layer {i} (kernel, stride, padding) = {tuple(stacks[name][i])}: "
                     f"expected (size, jump, start) = ({e[0]:g}, {e[1]:g}, {e[2]:g}), got "
@@ -263,17 +275,32 @@ def _diagnose_find_top_patch(fn: Callable[..., Any]) -> list[str]:
         if torch.allclose(patch, _crop(image, size, stride, start, r, c), atol=1e-5):
             continue
         for mode, message in (
-            ("no_mapping", "you cropped around pixel (row, col) of the image; map the unit to input pixels: "
-                           "centre = start + row * stride (and the same for col)"),
-            ("top_left", "you used row * stride as the top-left corner of the patch; it is the centre "
-                         "(start + row * stride), so the top is centre - (size - 1) / 2"),
+            (
+                "no_mapping",
+                "you cropped around pixel (row, col) of the image; map the unit to input pixels: "
+                "centre = start + row * stride (and the same for col)",
+            ),
+            (
+                "top_left",
+                "you used row * stride as the top-left corner of the patch; it is the centre "
+                "(start + row * stride), so the top is centre - (size - 1) / 2",
+            ),
             ("no_start", "your patch is off by `start` pixels: the centre is start + row * stride, not row * stride"),
-            ("shifted", "near the border you moved the patch back inside the image; keep it centred on "
-                        "the unit and pad the part outside the image with the mean colour"),
-            ("zero_pad", f"you padded with black (zeros); pad with the ImageNet mean colour {_MEAN}, "
-                         "which is what the network's zero padding stands for"),
-            ("image_mean_pad", f"you padded with the image's own mean colour; pad with the ImageNet mean "
-                               f"{_MEAN}, which is what the network's zero padding stands for"),
+            (
+                "shifted",
+                "near the border you moved the patch back inside the image; keep it centred on "
+                "the unit and pad the part outside the image with the mean colour",
+            ),
+            (
+                "zero_pad",
+                f"you padded with black (zeros); pad with the ImageNet mean colour {_MEAN}, "
+                "which is what the network's zero padding stands for",
+            ),
+            (
+                "image_mean_pad",
+                f"you padded with the image's own mean colour; pad with the ImageNet mean "
+                f"{_MEAN}, which is what the network's zero padding stands for",
+            ),
         ):
             if torch.allclose(patch, _crop(image, size, stride, start, r, c, mode=mode), atol=1e-5):
                 problems.append(f"{label}: {message}")
