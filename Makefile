@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.course-nst-installed
 CONSTRAINTS = requirements/constraints.txt
 NBVAL = --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup demo test unit nbval lab notebooks bench clean
+.PHONY: setup demo test unit nbval lint lab notebooks bench clean
 
 setup: $(STAMP)
 
@@ -26,13 +26,19 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	.ci/system-deps
-	COURSE_NST_REQUIRE_SANDBOX=1 $(PY) -m pytest tests notebooks $(NBVAL)
+	COURSE_NST_REQUIRE_SANDBOX=1 $(PY) -m pytest tests course_nst notebooks $(NBVAL)
 
 unit: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests course_nst
 
 nbval: $(STAMP)
 	$(PY) -m pytest notebooks $(NBVAL)
+
+# Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade, simplify), formatting, types (mypy).
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check course_nst tests benchmarks
+	$(PY) -m mypy
 
 # make lab PORT=8889 for another port; --allow-root because many containers run as root.
 PORT ?= 8888

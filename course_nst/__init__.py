@@ -12,7 +12,7 @@ from .costs import content_cost, gram_matrix, layer_style_cost, style_cost, tota
 from .errors import InputError
 from .images import load_image, save_image
 from .patches import top_patches
-from .receptive_field import receptive_field
+from .receptive_field import receptive_field, receptive_fields
 from .transfer import NonFiniteCostError, Result, style_transfer
 
 __version__ = "0.1.0"
@@ -29,6 +29,7 @@ __all__ = [
     "load_backbone",
     "load_image",
     "receptive_field",
+    "receptive_fields",
     "samples",
     "save_image",
     "style_cost",

@@ -43,6 +43,7 @@ from torch import Tensor
 __all__ = [
     "content_cost",
     "gram_matrix",
+    "style_target",
     "layer_style_cost",
     "style_cost",
     "total_cost",
@@ -106,7 +107,30 @@ def gram_matrix(a: Tensor) -> Tensor:
     return A @ A.t()
 
 
-def layer_style_cost(a_S: Tensor, a_G: Tensor, *, gram_S: Tensor | None = None) -> Tensor:
+def style_target(a_S: Tensor, n_H: int, n_W: int) -> Tensor:
+    """The Gram matrix G(S) of the style activations, rescaled to ``n_H * n_W`` positions.
+
+    The style image may have another size than the generated image. Its Gram
+    matrix is a sum over its ``n_H_S * n_W_S`` positions, so it is multiplied by
+    ``(n_H * n_W) / (n_H_S * n_W_S)``: a style image twice as large then does not
+    count four times as much. For equal sizes this is exactly :func:`gram_matrix`.
+
+    Args:
+        a_S: activations of the style image at layer l, ``[1, n_C, n_H_S, n_W_S]``.
+        n_H, n_W: the generated image's activation size at the same layer.
+
+    Returns:
+        ``[n_C, n_C]``, the target that :func:`layer_style_cost` compares G(G) with.
+    """
+    _check_activation(a_S, "a_S")
+    gram_S = gram_matrix(a_S)
+    positions_S = a_S.shape[2] * a_S.shape[3]
+    if positions_S != n_H * n_W:
+        gram_S = gram_S * (n_H * n_W / positions_S)
+    return gram_S
+
+
+def layer_style_cost(a_S: Tensor | None, a_G: Tensor, *, gram_S: Tensor | None = None) -> Tensor:
     """J_style[l](S, G) = 1/(2 n_H n_W n_C)^2 * ||G(S) - G(G)||_F^2 for one layer.
 
     Args:
@@ -120,18 +144,18 @@ def layer_style_cost(a_S: Tensor, a_G: Tensor, *, gram_S: Tensor | None = None) 
     have another size: the Gram matrices are both ``[n_C, n_C]`` whatever the size.
     (When the sizes differ, G(S) is rescaled by the ratio of the numbers of
     positions, so that a style image twice as large does not count four times as
-    much; for equal sizes the formula is exactly the lecture's.)
+    much; for equal sizes the formula is exactly the lecture's. See
+    :func:`style_target`, which also gives ``gram_S`` for a precomputed target.)
     """
     _check_activation(a_G, "a_G")
     _, n_C, n_H, n_W = a_G.shape
     if gram_S is None:
+        if a_S is None:
+            raise ValueError("layer_style_cost needs the style activations a_S or their Gram matrix gram_S")
         _check_activation(a_S, "a_S")
         if a_S.shape[1] != n_C:
             raise ValueError(f"a_S has {a_S.shape[1]} channels but a_G has {n_C}; they must come from the same layer")
-        gram_S = gram_matrix(a_S)
-        positions_S = a_S.shape[2] * a_S.shape[3]
-        if positions_S != n_H * n_W:
-            gram_S = gram_S * (n_H * n_W / positions_S)
+        gram_S = style_target(a_S, n_H, n_W)
     elif gram_S.shape != (n_C, n_C):
         raise ValueError(f"gram_S must have shape [{n_C}, {n_C}], got {list(gram_S.shape)}")
     gram_G = gram_matrix(a_G)
@@ -153,13 +177,14 @@ def style_cost(
     """
     if not weights:
         raise ValueError("style_cost needs at least one style layer in `weights`")
-    total = None
+    total: Tensor | None = None
     for name, lam in weights.items():
         for acts, what in ((acts_S, "acts_S"), (acts_G, "acts_G")):
             if name not in acts:
                 raise KeyError(f"layer {name!r} is in the weights but not in {what}")
         term = lam * layer_style_cost(acts_S[name], acts_G[name])
         total = term if total is None else total + term
+    assert total is not None  # weights is not empty
     return total
 
 

@@ -73,7 +73,7 @@ def load_image(source: ImageSource, max_size: int | None = None) -> torch.Tensor
     down (keeping the aspect ratio, antialiased); smaller ones are left alone.
     The result is a new tensor that never shares memory with ``source``.
     """
-    _check_max_size(max_size)
+    check_max_size(max_size)
     if isinstance(source, torch.Tensor):
         image = _from_tensor(source)
         what = f"tensor of shape {list(source.shape)}"
@@ -109,7 +109,7 @@ def load_image(source: ImageSource, max_size: int | None = None) -> torch.Tensor
     return image.contiguous()
 
 
-def _check_max_size(max_size) -> None:
+def check_max_size(max_size) -> None:
     if max_size is None:
         return
     if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)):

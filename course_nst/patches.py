@@ -29,16 +29,24 @@ image the first position in row-major order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from .backbones.common import IMAGENET_MEAN
 from .errors import InputError
-from .receptive_field import ReceptiveField, receptive_field
+from .receptive_field import ReceptiveField, patch_box, receptive_field
+
+if TYPE_CHECKING:
+    from .backbones import Backbone
+
+#: What :func:`top_patches` streams: a folder, a tensor ``[N, 3, H, W]``, or an iterable of
+#: images (tensors, paths, PIL images, sample names).
+Images = str | Path | Tensor | Iterable[Any]
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -90,13 +98,11 @@ def crop_patch(
     if size < 1 or stride < 1:
         raise InputError(f"size and stride must be >= 1, got size={size}, stride={stride}")
     H, W = image.shape[-2:]
-    half = (size - 1) / 2
-    top = math.floor(start + row * stride - half + 0.5)
-    left = math.floor(start + col * stride - half + 0.5)
+    top, left, bottom, right = patch_box(size, stride, start, row, col)
     out = torch.empty(1, 3, size, size, dtype=image.dtype, device=image.device)
     out[:] = torch.as_tensor(fill, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
     t0, l0 = max(top, 0), max(left, 0)
-    t1, l1 = min(top + size, H), min(left + size, W)
+    t1, l1 = min(bottom, H), min(right, W)
     if t1 > t0 and l1 > l0:
         out[:, :, t0 - top : t1 - top, l0 - left : l1 - left] = image[:1, :, t0:t1, l0:l1]
     return out
@@ -150,7 +156,7 @@ def iter_image_folder(folder: str | Path, max_size: int | None = None) -> Iterat
         yield load_image(p, max_size=max_size)
 
 
-def _iter_images(images, max_size: int | None) -> Iterator[Tensor]:
+def _iter_images(images: Images, max_size: int | None) -> Iterator[Tensor]:
     from .images import load_image, resize
 
     if isinstance(images, (str, Path)):
@@ -253,43 +259,24 @@ def image_set(
     return out
 
 
-#: scikit-image files used by :func:`image_set`: colour photos, then textures.
-_SOURCES = {
-    "astronaut": "astronaut.png",
-    "chelsea": "chelsea.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
-    "motorcycle": "motorcycle_left.png",
-    "hubble": "hubble_deep_field.jpg",
-    "immunohistochemistry": "ihc.png",
-    "retina": "retina.jpg",
-    "brick": "brick.png",
-    "grass": "grass.png",
-    "gravel": "gravel.png",
-    "camera": "camera.png",
-}
-
-
 def image_set_sources() -> list[str]:
-    """Names of the scikit-image pictures :func:`image_set` draws from."""
-    return list(_SOURCES)
+    """Names of the scikit-image pictures :func:`image_set` draws from (:func:`course_nst.samples.photo_set_names`)."""
+    from .samples import photo_set_names
+
+    return photo_set_names()
 
 
 def _load_sources(names: Sequence[str] | None) -> dict[str, Tensor]:
-    import importlib.util
-
     from .images import load_image
+    from .samples import photo_path, photo_set_names
 
-    names = list(_SOURCES) if names is None else list(names)
-    unknown = [n for n in names if n not in _SOURCES]
+    known = photo_set_names()
+    names = known if names is None else list(names)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise InputError(f"unknown image source {unknown[0]!r}; choose from: " + ", ".join(_SOURCES))
-    spec = importlib.util.find_spec("skimage.data")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("scikit-image is not installed; it provides the offline images")
-    root = Path(list(spec.submodule_search_locations)[0])
+        raise InputError(f"unknown image source {unknown[0]!r}; choose from: " + ", ".join(known))
     # 512 px on the longer side is plenty for crops of 100-300 px
-    return {n: load_image(root / _SOURCES[n], max_size=512) for n in names}
+    return {n: load_image(photo_path(n), max_size=512) for n in names}
 
 
 # ======================================================================================
@@ -416,7 +403,9 @@ class _Accumulator:
 
     def __init__(self, layer: str, units: list[int] | None, k: int, rf: ReceptiveField, margin: int):
         self.layer, self.units, self.k, self.rf, self.margin = layer, units, k, rf, margin
-        self.values = self.ids = self.rows = self.cols = None
+        # [U, k] each once the first batch has given the number of channels (empty until then)
+        self.started = False
+        self.values = self.ids = self.rows = self.cols = self._index = torch.empty(0, dtype=torch.long)
         self.n_positions = 0
 
     def _mask(self, h: int, w: int, H: int, W: int) -> Tensor | None:
@@ -434,7 +423,8 @@ class _Accumulator:
         B, C, h, w = act.shape
         if self.units is None:
             self.units = list(range(C))
-        if self.values is None:
+        if not self.started:
+            self.started = True
             bad = [u for u in self.units if not 0 <= u < C]
             if bad:
                 raise InputError(f"unit {bad[0]} does not exist: layer {self.layer} has {C} channels (0..{C - 1})")
@@ -476,8 +466,8 @@ class _Accumulator:
 
 
 def top_patches_many(
-    backbone,
-    images,
+    backbone: Backbone,
+    images: Images,
     layers: Sequence[str],
     units: Sequence[int] | dict[str, Sequence[int]] | None = None,
     k: int = 9,
@@ -500,7 +490,7 @@ def top_patches_many(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}")
 
-    def units_for(layer):
+    def units_for(layer: str) -> list[int] | None:
         u = units.get(layer) if isinstance(units, dict) else units
         if u is None:
             return None
@@ -535,8 +525,8 @@ def top_patches_many(
                 h = backbone.layers[name](h)
                 if name in wanted:
                     # reduce now, before a later (possibly in-place) module can touch h
-                    accs[name].update(h, n_images, tuple(x.shape[-2:]))
-            referenced = set()
+                    accs[name].update(h, n_images, (int(x.shape[-2]), int(x.shape[-1])))
+            referenced: set[int] = set()
             for acc in accs.values():
                 referenced.update(int(i) for i in acc.ids.unique() if int(i) >= 0)
             for j, img in enumerate(batch):
@@ -548,13 +538,14 @@ def top_patches_many(
             n_images += len(batch)
     if n_images == 0:
         raise InputError("no images were given")
-    fill = tuple(float(v) for v in backbone.mean.flatten().tolist())
+    r, g, b = (float(v) for v in backbone.mean.flatten().tolist())
+    fill = (r, g, b)
     out = {}
     for name in layers:
         acc = accs[name]
         out[name] = TopPatches(
             layer=name,
-            units=list(acc.units),
+            units=list(acc.units or []),
             values=acc.values,
             image_ids=acc.ids,
             rows=acc.rows,
@@ -570,8 +561,8 @@ def top_patches_many(
 
 
 def top_patches(
-    backbone,
-    images,
+    backbone: Backbone,
+    images: Images,
     layer: str,
     units: Sequence[int] | None = None,
     k: int = 9,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,12 @@ from torch import Tensor
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    from .receptive_field import ReceptiveField
+    from .transfer import Result
+
+# what the notebooks import (01: receptive fields, filters, feature maps, top patches;
+# 02-04: images, Gram matrices, cost curves, ratio grids), and patch_mosaic behind plot_unit_patches
 __all__ = [
     "to_display",
     "plot_filters",
@@ -27,6 +34,10 @@ __all__ = [
     "plot_patch_grid",
     "plot_unit_patches",
     "patch_mosaic",
+    "plot_images",
+    "plot_cost_curves",
+    "plot_gram",
+    "plot_ratio_grid",
 ]
 
 
@@ -143,7 +154,7 @@ def plot_feature_maps(
 
 
 def plot_rf_growth(
-    tables: Mapping[str, Mapping[str, object]],
+    tables: Mapping[str, Mapping[str, ReceptiveField]],
     image_size: int | None = None,
     ax=None,
     log: bool = True,
@@ -151,7 +162,7 @@ def plot_rf_growth(
     """Receptive-field size against depth, one line per backbone.
 
     ``tables`` maps a label (e.g. a backbone name) to ``{layer: ReceptiveField}``
-    as :func:`course_nst.receptive_field.receptive_field` returns it. The x axis
+    as :func:`course_nst.receptive_field.receptive_fields` returns it. The x axis
     is the position of the layer in the backbone; a few layer names are
     written next to their points. ``image_size`` draws a line at the input size.
     """
@@ -196,7 +207,7 @@ def plot_rf_growth(
 
 def plot_receptive_fields(
     image: Tensor,
-    fields: Mapping[str, object],
+    fields: Mapping[str, ReceptiveField],
     centre: tuple[int, int] | None = None,
     ax=None,
 ):
@@ -274,7 +285,7 @@ def plot_patch_grid(
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, u in zip(axes.flat, units, strict=True):
+    for ax, u in zip(axes.flat, units, strict=False):  # the last row may have spare axes
         entries = result.entries(u)
         patches = result.patches(u)
         blank = [e[0] <= 0 for e in entries]
@@ -323,13 +334,6 @@ def plot_unit_patches(result, unit: int, ncols: int = 9, scale: float = 1.3, sho
 # ======================================================================================
 # Notebooks 02-04: image rows, cost curves, Gram heatmaps, alpha/beta grids
 # ======================================================================================
-
-__all__ += [
-    "plot_images",
-    "plot_cost_curves",
-    "plot_gram",
-    "plot_ratio_grid",
-]
 
 _COST_LABELS = {
     "J": r"$J(G)$",
@@ -380,17 +384,18 @@ def plot_images(
     return fig
 
 
-def _as_runs(results) -> dict[str, object]:
+def _as_runs(results: Result | Mapping[str, Result]) -> dict[str, Result]:
     """One result (anything with ``.curve``) or ``{label: result}`` -> ``{label: result}``."""
-    if hasattr(results, "curve"):
+    if isinstance(results, Mapping):
+        if results and all(hasattr(r, "curve") for r in results.values()):
+            return dict(results)
+    elif hasattr(results, "curve"):
         return {"": results}
-    if isinstance(results, Mapping) and results and all(hasattr(r, "curve") for r in results.values()):
-        return dict(results)
     raise InputError("expected a style-transfer Result or a dict {label: Result}")
 
 
 def plot_cost_curves(
-    results,
+    results: Result | Mapping[str, Result],
     keys: Sequence[str] = ("J", "J_content", "J_style"),
     weighted: bool = False,
     log: bool = True,
@@ -415,7 +420,7 @@ def plot_cost_curves(
     fig, axes = plt.subplots(1, len(keys), figsize=(scale * len(keys), 3.0 + (0.3 if title else 0)), squeeze=False)
     for ax, key in zip(axes.flat, keys, strict=True):
         for label, res in runs.items():
-            values = np.asarray(res.curve(key), dtype=float)
+            values = np.asarray(res.curve(key), dtype=np.float64)
             factor, prefix = 1.0, ""
             if weighted and key in ("J_content", "J_style"):
                 name = "alpha" if key == "J_content" else "beta"
@@ -475,7 +480,7 @@ def plot_gram(
 
 
 def plot_ratio_grid(
-    results: Mapping[str, object],
+    results: Mapping[str, Result],
     ncols: int | None = None,
     scale: float = 2.6,
     suptitle: str | None = None,

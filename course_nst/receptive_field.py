@@ -43,14 +43,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    from .backbones import Backbone
+
 __all__ = [
     "ReceptiveField",
     "receptive_field",
+    "receptive_fields",
+    "patch_box",
     "rf_recurrence",
     "module_geometry",
     "layer_geometry",
@@ -71,6 +77,23 @@ _UNSUPPORTED = (
     nn.Fold,
     nn.Unfold,
 )
+
+
+def patch_box(size: int, stride: int, start: float, row: int, col: int) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` of the ``size x size`` patch that unit ``(row, col)`` sees.
+
+    The patch is centred on ``start + row * stride`` (and ``start + col * stride``),
+    rounded to whole pixels; ``bottom`` and ``right`` are exclusive, as in
+    ``image[..., top:bottom, left:right]``. The box may reach outside the image
+    (into the padding).
+
+    >>> patch_box(size=5, stride=2, start=0.0, row=1, col=0)
+    (0, -2, 5, 3)
+    """
+    half = (size - 1) / 2
+    top = math.floor(start + row * stride - half + 0.5)
+    left = math.floor(start + col * stride - half + 0.5)
+    return top, left, top + size, left + size
 
 
 @dataclass(frozen=True)
@@ -103,12 +126,10 @@ class ReceptiveField:
         ``bottom`` and ``right`` are exclusive, as in ``image[..., top:bottom, left:right]``;
         the box may reach outside the image (into the padding).
         """
-        half = (self.size - 1) / 2
-        top = math.floor(self.start + row * self.stride - half + 0.5)
-        left = math.floor(self.start + col * self.stride - half + 0.5)
-        return top, left, top + self.size, left + self.size
+        return patch_box(self.size, self.stride, self.start, row, col)
 
     def as_tuple(self) -> tuple[int, int, float]:
+        """``(size, stride, start)``, the recurrence's triple."""
         return (self.size, self.stride, self.start)
 
 
@@ -153,7 +174,7 @@ def rf_recurrence(
     return out
 
 
-def _square(value, what: str, module: nn.Module) -> int:
+def _square(value: object, what: str, module: nn.Module) -> int:
     if isinstance(value, (tuple, list)):
         if len(set(value)) != 1:
             raise InputError(
@@ -161,6 +182,8 @@ def _square(value, what: str, module: nn.Module) -> int:
                 "receptive_field only handles square kernels, strides and paddings"
             )
         value = value[0]
+    if not isinstance(value, (int, float)):
+        raise InputError(f"{type(module).__name__} has a {what} {value!r} that is not a number")
     return int(value)
 
 
@@ -210,38 +233,37 @@ def layer_geometry(module: nn.Module) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _layer_modules(backbone, layer: str) -> list[nn.Module]:
-    if hasattr(backbone, "receptive_field_modules"):
-        return list(backbone.receptive_field_modules(layer))
+def _layer_modules(backbone: Backbone, layer: str) -> list[nn.Module]:
+    modules = getattr(backbone, "receptive_field_modules", None)
+    if modules is not None:
+        return list(modules(layer))
     return [backbone.layers[layer]]
 
 
-def receptive_field(backbone, layer: str | None = None):
-    """Receptive field of a backbone's layer(s), computed from its modules.
+def receptive_fields(backbone: Backbone, upto: str | None = None) -> dict[str, ReceptiveField]:
+    """Receptive field of every layer of a backbone, from input to output.
 
     Args:
         backbone: a :class:`~course_nst.Backbone` (anything with ``layer_names``
             and ``layers``).
-        layer: one layer name, or ``None`` for all of them.
+        upto: stop after this layer (all layers when ``None``).
 
     Returns:
-        A :class:`ReceptiveField` (``size``, ``stride``, ``start``) for ``layer``,
-        or, when ``layer`` is ``None``, a dict ``{layer name: ReceptiveField}``
-        for every layer, from input to output.
+        ``{layer name: ReceptiveField}`` in the backbone's order.
 
     >>> from course_nst import load_backbone
     >>> vgg = load_backbone("vgg19", weights="random")
-    >>> receptive_field(vgg, "conv4_2")
-    ReceptiveField(size=84, stride=8, start=0.0)
+    >>> receptive_fields(vgg)["conv3_1"].size
+    24
     """
     names = list(backbone.layer_names)
-    if layer is not None:
-        if not isinstance(layer, str) or layer not in names:
+    if upto is not None:
+        if not isinstance(upto, str) or upto not in names:
             raise InputError(
-                f"unknown layer {layer!r} for {getattr(backbone, 'name', 'this backbone')}; "
+                f"unknown layer {upto!r} for {getattr(backbone, 'name', 'this backbone')}; "
                 "valid layers are: " + ", ".join(names)
             )
-        names = names[: names.index(layer) + 1]
+        names = names[: names.index(upto) + 1]
     size, jump, start = 1, 1, 0.0
     table: dict[str, ReceptiveField] = {}
     for name in names:
@@ -249,4 +271,25 @@ def receptive_field(backbone, layer: str | None = None):
         if geometry:
             size, jump, start = rf_recurrence(geometry, initial=(size, jump, start))[-1]
         table[name] = ReceptiveField(int(size), int(jump), float(start))
-    return table if layer is None else table[layer]
+    return table
+
+
+def receptive_field(backbone: Backbone, layer: str) -> ReceptiveField:
+    """Receptive field of one layer of a backbone, computed from its modules.
+
+    Args:
+        backbone: a :class:`~course_nst.Backbone` (anything with ``layer_names``
+            and ``layers``).
+        layer: the layer name (:func:`receptive_fields` gives every layer's).
+
+    Returns:
+        The layer's :class:`ReceptiveField` (``size``, ``stride``, ``start``).
+
+    >>> from course_nst import load_backbone
+    >>> vgg = load_backbone("vgg19", weights="random")
+    >>> receptive_field(vgg, "conv4_2")
+    ReceptiveField(size=84, stride=8, start=3.5)
+    """
+    if not isinstance(layer, str):
+        raise InputError(f"layer must be a layer name, got {layer!r}; receptive_fields(backbone) gives every layer's")
+    return receptive_fields(backbone, upto=layer)[layer]

@@ -33,7 +33,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from course_nst.errors import InputError
-from course_nst.images import _check_max_size, load_image
+from course_nst.images import check_max_size, load_image
 
 __all__ = [
     "DEFAULT_STYLE_SIZE",
@@ -43,41 +43,40 @@ __all__ = [
     "is_sample",
     "describe",
     "load",
+    "photo_set_names",
+    "photo_path",
 ]
 
 #: Side (pixels) of a generated style image when no ``max_size`` is given.
 DEFAULT_STYLE_SIZE = 512
 
-# name -> (file inside skimage/data, one-line description)
-_PHOTOS: dict[str, tuple[str, str]] = {
-    "astronaut": (
-        "astronaut.png",
-        "photo: astronaut Eileen Collins in a NASA portrait (public domain; skimage.data.astronaut)",
-    ),
-    "chelsea": (
-        "chelsea.png",
-        "photo: Chelsea the cat (scikit-image's skimage.data.chelsea)",
-    ),
-    "coffee": (
-        "coffee.png",
-        "photo: a cup of coffee on a saucer by Rachel Michetti (CC0; skimage.data.coffee)",
-    ),
-    "rocket": (
-        "rocket.jpg",
-        "photo: a SpaceX Falcon 9 rocket on its launch pad (public domain; skimage.data.rocket)",
-    ),
-    "motorcycle": (
-        "motorcycle_left.png",
-        "photo: a motorcycle, left view of the Middlebury stereo pair (skimage.data.stereo_motorcycle)",
-    ),
-    "hubble": (
-        "hubble_deep_field.jpg",
-        "photo: galaxies in the Hubble eXtreme Deep Field (NASA, public domain; skimage.data.hubble_deep_field)",
-    ),
-    "camera": (
-        "camera.png",
-        "photo (grayscale, loaded as RGB): a person with a camera on a tripod (CC0; skimage.data.camera)",
-    ),
+#: The pictures scikit-image ships in ``skimage/data`` that the course reads: name -> file.
+#: The content photos first, then the extra photos and textures of :func:`photo_set_names`
+#: (in the order :func:`course_nst.patches.image_set` cycles through them).
+_SKIMAGE_FILES: dict[str, str] = {
+    "astronaut": "astronaut.png",
+    "chelsea": "chelsea.png",
+    "coffee": "coffee.png",
+    "rocket": "rocket.jpg",
+    "motorcycle": "motorcycle_left.png",
+    "hubble": "hubble_deep_field.jpg",
+    "immunohistochemistry": "ihc.png",
+    "retina": "retina.jpg",
+    "brick": "brick.png",
+    "grass": "grass.png",
+    "gravel": "gravel.png",
+    "camera": "camera.png",
+}
+
+# content photo name -> one-line description (the file is in _SKIMAGE_FILES)
+_PHOTOS: dict[str, str] = {
+    "astronaut": "photo: astronaut Eileen Collins in a NASA portrait (public domain; skimage.data.astronaut)",
+    "chelsea": "photo: Chelsea the cat (scikit-image's skimage.data.chelsea)",
+    "coffee": "photo: a cup of coffee on a saucer by Rachel Michetti (CC0; skimage.data.coffee)",
+    "rocket": "photo: a SpaceX Falcon 9 rocket on its launch pad (public domain; skimage.data.rocket)",
+    "motorcycle": "photo: a motorcycle, left view of the Middlebury stereo pair (skimage.data.stereo_motorcycle)",
+    "hubble": "photo: galaxies in the Hubble eXtreme Deep Field (NASA, public domain; skimage.data.hubble_deep_field)",
+    "camera": "photo (grayscale, loaded as RGB): a person with a camera on a tripod (CC0; skimage.data.camera)",
 }
 
 
@@ -108,7 +107,7 @@ def describe(name: str) -> str:
     """One line: what the sample is and where it comes from."""
     _check_name(name)
     if name in _PHOTOS:
-        return _PHOTOS[name][1]
+        return _PHOTOS[name]
     return _STYLES[name][1]
 
 
@@ -120,9 +119,9 @@ def load(name: str, max_size: int | None = None) -> torch.Tensor:
     :data:`DEFAULT_STYLE_SIZE`), so they stay crisp at any size.
     """
     _check_name(name)
-    _check_max_size(max_size)
+    check_max_size(max_size)
     if name in _PHOTOS:
-        return load_image(_photo_path(name), max_size=max_size)
+        return load_image(photo_path(name), max_size=max_size)
     size = DEFAULT_STYLE_SIZE if max_size is None else int(max_size)
     pixels = _painting(name, size)  # cached uint8 HxWx3; copy before handing it out
     return torch.from_numpy(pixels.astype(np.float32) / 255.0).permute(2, 0, 1)[None].contiguous()
@@ -133,14 +132,26 @@ def _check_name(name: object) -> None:
         raise InputError(f"unknown sample {name!r}; available samples: {', '.join(names())}")
 
 
-def _photo_path(name: str) -> Path:
+def photo_set_names() -> list[str]:
+    """Every scikit-image picture the course reads: the content photos and a few more photos and textures.
+
+    >>> photo_set_names()[:3]
+    ['astronaut', 'chelsea', 'coffee']
+    """
+    return list(_SKIMAGE_FILES)
+
+
+def photo_path(name: str) -> Path:
+    """The file of scikit-image picture ``name`` (one of :func:`photo_set_names`) in the installed package."""
+    if name not in _SKIMAGE_FILES:
+        raise InputError(f"unknown scikit-image picture {name!r}; choose from: " + ", ".join(_SKIMAGE_FILES))
     spec = importlib.util.find_spec("skimage.data")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("scikit-image is not installed; install it to use the sample photos")
-    path = Path(list(spec.submodule_search_locations)[0]) / _PHOTOS[name][0]
+        raise InputError("scikit-image is not installed; it provides the offline photos and textures")
+    path = Path(list(spec.submodule_search_locations)[0]) / _SKIMAGE_FILES[name]
     if not path.is_file():
         raise InputError(
-            f"sample photo {name!r} is missing from the installed scikit-image ({path}); reinstall scikit-image"
+            f"picture {name!r} is missing from the installed scikit-image ({path}); reinstall scikit-image"
         )
     return path
 
@@ -433,7 +444,7 @@ def _shapes(rng: np.random.Generator, size: int) -> np.ndarray:
             width=max(1, int(s * 0.003)),
         )
 
-    image = np.asarray(canvas.resize((size, size), Image.LANCZOS)).astype(np.float64) / 255.0
+    image = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS)).astype(np.float64) / 255.0
     # paint texture: brush streaks in two directions plus canvas grain
     noise = rng.standard_normal((size, size))
     streak_h = ndimage.gaussian_filter(noise, (size / 512, size / 64))

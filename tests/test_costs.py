@@ -130,6 +130,20 @@ def test_style_image_of_another_size_is_rescaled_to_the_generated_positions():
     assert costs.layer_style_cost(tiled, a).item() == pytest.approx(0.0, abs=1e-12)
 
 
+def test_style_target_is_the_gram_matrix_per_generated_position():
+    a = _rand(1, 3, 4, 4, seed=22)
+    tiled = a.repeat(1, 1, 2, 2)
+    # four copies of each position: the target for 4x4 positions is the Gram matrix of one copy
+    assert torch.allclose(costs.style_target(tiled, 4, 4), costs.gram_matrix(a), rtol=1e-12)
+    assert torch.equal(costs.style_target(a, 4, 4), costs.gram_matrix(a))  # equal sizes: unchanged
+    # the precomputed target gives the same cost as the activations
+    a_G = _rand(1, 3, 4, 4, seed=23)
+    pre = costs.layer_style_cost(None, a_G, gram_S=costs.style_target(tiled, 4, 4))
+    assert pre.item() == pytest.approx(costs.layer_style_cost(tiled, a_G).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="a_S or their Gram matrix"):
+        costs.layer_style_cost(None, a_G)
+
+
 def test_gradients_flow_gradcheck():
     a_C = _rand(1, 2, 3, 3, seed=18)
     a_S = _rand(1, 2, 3, 3, seed=19)

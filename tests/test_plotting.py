@@ -260,3 +260,27 @@ def test_progress_bar_in_a_notebook_keeps_one_output_with_its_last_state():
     assert display.call_args.args[0] == {"text/plain": "work:   0%|          | 0/3"}
     updates = [c.args[0]["text/plain"] for c in display.return_value.update.call_args_list]
     assert updates == ["work:  33%|###       | 1/3", "work: 100%|##########| 3/3"]
+
+
+def test_all_lists_what_the_notebooks_import():
+    import ast
+    import json
+    from pathlib import Path
+
+    from course_nst import plotting
+
+    imported: set[str] = set()
+    for nb in sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb")):
+        for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            if "course_nst.plotting" not in source:
+                continue
+            lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+            for node in ast.walk(ast.parse("\n".join(lines))):
+                if isinstance(node, ast.ImportFrom) and node.module == "course_nst.plotting":
+                    imported.update(alias.name for alias in node.names)
+    assert imported, "no notebook imports from course_nst.plotting"
+    assert imported <= set(plotting.__all__), sorted(imported - set(plotting.__all__))
+    assert all(hasattr(plotting, name) for name in plotting.__all__)

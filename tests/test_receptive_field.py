@@ -9,7 +9,14 @@ from torch import nn
 from course_nst import InputError
 from course_nst.backbones import Backbone, BackboneDefaults, InputNormalization
 from course_nst.checks.convnets import EXERCISES, _recurrence, check_rf_recurrence
-from course_nst.receptive_field import ReceptiveField, layer_geometry, receptive_field, rf_recurrence
+from course_nst.receptive_field import (
+    ReceptiveField,
+    layer_geometry,
+    patch_box,
+    receptive_field,
+    receptive_fields,
+    rf_recurrence,
+)
 
 DEFAULTS = BackboneDefaults("a", {"a": 1.0}, 1.0, 1.0, 0.0, 1)
 
@@ -51,7 +58,7 @@ def test_recurrence_rejects_bad_layers(bad):
 
 
 def test_vgg19_values(vgg_random):
-    rf = receptive_field(vgg_random)
+    rf = receptive_fields(vgg_random)
     assert list(rf) == vgg_random.layer_names
     assert rf["conv1_1"].size == 3 and rf["conv1_1"].stride == 1
     assert rf["conv3_1"].size == rf["relu3_1"].size == 24 and rf["conv3_1"].stride == 4
@@ -74,6 +81,16 @@ def test_box_and_centre():
     assert rf.centre(2, 3) == (9.5, 13.5)
     assert rf.box(2, 3) == (2, 6, 18, 22)
     assert rf.jump == 4
+    # an odd size: the box is centred on the unit, one whole pixel each side of the centre
+    assert patch_box(3, 2, 0.0, 1, 2) == (1, 3, 4, 6)
+
+
+def test_one_layer_or_all(vgg_random):
+    """receptive_field gives one ReceptiveField; receptive_fields the table (a layer name is required)."""
+    assert isinstance(receptive_field(vgg_random, "conv1_1"), ReceptiveField)
+    assert list(receptive_fields(vgg_random, upto="pool1")) == vgg_random.layer_names[:5]
+    with pytest.raises(InputError, match="receptive_fields"):
+        receptive_field(vgg_random, None)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- brute force
@@ -106,7 +123,7 @@ def test_efficientnet_lite0_against_gradient(lite0):
 
 
 def test_efficientnet_lite0_table(lite0):
-    rf = receptive_field(lite0)
+    rf = receptive_fields(lite0)
     assert rf["stem"].as_tuple() == (3, 2, 0.0)
     assert [rf[n].stride for n in ("block2_1", "block3_1", "block4_1", "block6_1")] == [4, 8, 16, 32]
     sizes = [r.size for r in rf.values()]
@@ -124,7 +141,7 @@ def test_generic_modules_against_gradient():
         ("e", nn.Conv2d(4, 4, 5, stride=2)),
     ]
     bb = Backbone("tiny", layers, InputNormalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), DEFAULTS)
-    rf = receptive_field(bb)
+    rf = receptive_fields(bb)
     assert rf["c"].as_tuple() == (12, 2, 0.5)  # 4 + (5 - 1) * 2: a dilated 3x3 spans 5
     image = torch.rand(1, 3, 64, 64)
     for layer in bb.layer_names:
@@ -144,7 +161,7 @@ def test_unsupported_module_is_reported():
         receptive_field(bb, "b")
     bb = Backbone("rect", [("a", nn.Conv2d(3, 3, (3, 5)))], InputNormalization((0, 0, 0), (1, 1, 1)), DEFAULTS)
     with pytest.raises(InputError, match="non-square"):
-        receptive_field(bb)
+        receptive_fields(bb)
 
 
 # --------------------------------------------------------------------------- the checker

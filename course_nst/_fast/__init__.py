@@ -119,8 +119,9 @@ def fast_apply(module: nn.Module, x: Tensor, cache: WeightCache, winograd: bool 
             return _winograd.conv3x3_frozen(x, u, module.bias)
         return _conv(module, x, *_conv_params(module, None, cache))
     if isinstance(module, nn.Sequential):
-        if _foldable(module):
-            y = _conv(module[0], x, *_conv_params(module[0], module[1], cache))
+        conv, bn = (module[0], module[1]) if len(module) >= 2 else (None, None)
+        if _foldable(module) and isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            y = _conv(conv, x, *_conv_params(conv, bn, cache))
             for rest in list(module)[2:]:
                 y = fast_apply(rest, y, cache, winograd)
             return y
@@ -129,8 +130,10 @@ def fast_apply(module: nn.Module, x: Tensor, cache: WeightCache, winograd: bool 
         return x
     forward_with = getattr(module, "forward_with", None)
     if forward_with is not None:
-        return forward_with(lambda m, t: fast_apply(m, t, cache, winograd), x)  # type: ignore[no-any-return]
-    return module(x)  # type: ignore[no-any-return]
+        y = forward_with(lambda m, t: fast_apply(m, t, cache, winograd), x)
+        return y
+    y = module(x)
+    return y
 
 
 def fast_features(

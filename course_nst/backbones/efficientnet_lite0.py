@@ -73,7 +73,8 @@ Apply = Callable[[nn.Module, Tensor], Tensor]
 
 
 def _call(module: nn.Module, x: Tensor) -> Tensor:
-    return module(x)
+    y: Tensor = module(x)
+    return y
 
 
 class ConvBNAct(nn.Sequential):

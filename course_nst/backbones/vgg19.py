@@ -236,7 +236,8 @@ def copy_weights(stack: list[tuple[str, nn.Module]], convs: dict[str, tuple[Tens
     modules = dict(stack)
     for name, (w, b) in convs.items():
         conv = modules[name]
-        assert isinstance(conv, nn.Conv2d)
+        if not isinstance(conv, nn.Conv2d) or conv.bias is None:
+            raise InputError(f"weights file {path}: {name} is not a convolution with a bias in this network")
         for what, src, dst in (("weight", w, conv.weight), ("bias", b, conv.bias)):
             if tuple(src.shape) != tuple(dst.shape):
                 raise InputError(

@@ -46,7 +46,14 @@ def _stacks() -> dict[str, list[tuple[int, int, int]]]:
         "one 3x3 convolution with padding 1": [(3, 1, 1)],
         "VGG19 (conv1_1 ... pool5)": _vgg19_stack(),
         "AlexNet-like (11/4/2, pool 3/2/0, 5/1/2, ...)": [
-            (11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)
+            (11, 4, 2),
+            (3, 2, 0),
+            (5, 1, 2),
+            (3, 2, 0),
+            (3, 1, 1),
+            (3, 1, 1),
+            (3, 1, 1),
+            (3, 2, 0),
         ],
         "strided, no padding": [(5, 2, 0), (3, 2, 0), (3, 1, 0), (1, 1, 0)],
         "even kernels": [(2, 2, 0), (4, 2, 1), (7, 1, 3)],
@@ -55,12 +62,12 @@ def _stacks() -> dict[str, list[tuple[int, int, int]]]:
 
 def _recurrence(layers, variant: str = "") -> list[tuple[float, float, float]]:
     """The reference recurrence, or one of the usual mistakes (``variant``)."""
-    size, jump, start = 1, 1, 0.0
+    size, jump, start = 1.0, 1.0, 0.0
     if variant == "start_half":
         start = 0.5
     if variant == "size_zero":
-        size = 0
-    out = []
+        size = 0.0
+    out: list[tuple[float, float, float]] = []
     for k, s, p in layers:
         if variant == "jump_first":
             jump = jump * s
@@ -118,13 +125,14 @@ def _as_triples(result: Any) -> list[tuple[float, float, float]] | str:
             return f"each entry must be a (size, jump, start) tuple of numbers, got {row!r}"
         if len(vals) != 3:
             return f"each entry must have 3 numbers (size, jump, start), got {row!r}"
-        out.append(tuple(vals))
+        out.append((vals[0], vals[1], vals[2]))
     return out
 
 
 def _same(a, b) -> bool:
     return len(a) == len(b) and all(
-        all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) for x, y in zip(r, s, strict=True)) for r, s in zip(a, b, strict=True)
+        all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) for x, y in zip(r, s, strict=True))
+        for r, s in zip(a, b, strict=True)
     )
 
 
@@ -154,7 +162,11 @@ def _diagnose_rf_recurrence(fn: Callable[..., Any]) -> list[str]:
         expected = _recurrence(stacks[name])
         for i, (g, e) in enumerate(zip(got[name], expected, strict=True)):
             if not _same([g], [e]):
-                parts = [w for w, x, y in zip(("size", "jump", "start"), g, e, strict=True) if not math.isclose(x, y, abs_tol=1e-6)]
+                parts = [
+                    w
+                    for w, x, y in zip(("size", "jump", "start"), g, e, strict=True)
+                    if not math.isclose(x, y, abs_tol=1e-6)
+                ]
                 problems.append(
                     f"stack '{name}', after layer {i} (kernel, stride, padding) = {tuple(stacks[name][i])}: "
                     f"expected (size, jump, start) = ({e[0]:g}, {e[1]:g}, {e[2]:g}), got "
@@ -176,6 +188,7 @@ def _diagnose_rf_recurrence(fn: Callable[..., Any]) -> list[str]:
 def _crop(image, size, stride, start, row, col, fill=_MEAN, mode="centre"):
     """Reference crop and the usual wrong crops (``mode``)."""
     from ..patches import crop_patch
+    from ..receptive_field import patch_box
 
     H, W = image.shape[-2:]
     if mode == "centre":
@@ -187,9 +200,7 @@ def _crop(image, size, stride, start, row, col, fill=_MEAN, mode="centre"):
     if mode == "no_start":
         return crop_patch(image, size, stride, 0.0, row, col, fill)
     if mode == "shifted":  # moved back inside the image instead of padded
-        half = (size - 1) / 2
-        top = math.floor(start + row * stride - half + 0.5)
-        left = math.floor(start + col * stride - half + 0.5)
+        top, left, _, _ = patch_box(size, stride, start, row, col)
         top = min(max(top, 0), max(H - size, 0))
         left = min(max(left, 0), max(W - size, 0))
         return crop_patch(image, size, 1, (size - 1) / 2, top, left, fill)
@@ -264,17 +275,32 @@ def _diagnose_find_top_patch(fn: Callable[..., Any]) -> list[str]:
         if torch.allclose(patch, _crop(image, size, stride, start, r, c), atol=1e-5):
             continue
         for mode, message in (
-            ("no_mapping", "you cropped around pixel (row, col) of the image; map the unit to input pixels: "
-                           "centre = start + row * stride (and the same for col)"),
-            ("top_left", "you used row * stride as the top-left corner of the patch; it is the centre "
-                         "(start + row * stride), so the top is centre - (size - 1) / 2"),
+            (
+                "no_mapping",
+                "you cropped around pixel (row, col) of the image; map the unit to input pixels: "
+                "centre = start + row * stride (and the same for col)",
+            ),
+            (
+                "top_left",
+                "you used row * stride as the top-left corner of the patch; it is the centre "
+                "(start + row * stride), so the top is centre - (size - 1) / 2",
+            ),
             ("no_start", "your patch is off by `start` pixels: the centre is start + row * stride, not row * stride"),
-            ("shifted", "near the border you moved the patch back inside the image; keep it centred on "
-                        "the unit and pad the part outside the image with the mean colour"),
-            ("zero_pad", f"you padded with black (zeros); pad with the ImageNet mean colour {_MEAN}, "
-                         "which is what the network's zero padding stands for"),
-            ("image_mean_pad", f"you padded with the image's own mean colour; pad with the ImageNet mean "
-                               f"{_MEAN}, which is what the network's zero padding stands for"),
+            (
+                "shifted",
+                "near the border you moved the patch back inside the image; keep it centred on "
+                "the unit and pad the part outside the image with the mean colour",
+            ),
+            (
+                "zero_pad",
+                f"you padded with black (zeros); pad with the ImageNet mean colour {_MEAN}, "
+                "which is what the network's zero padding stands for",
+            ),
+            (
+                "image_mean_pad",
+                f"you padded with the image's own mean colour; pad with the ImageNet mean "
+                f"{_MEAN}, which is what the network's zero padding stands for",
+            ),
         ):
             if torch.allclose(patch, _crop(image, size, stride, start, r, c, mode=mode), atol=1e-5):
                 problems.append(f"{label}: {message}")
