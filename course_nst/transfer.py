@@ -203,10 +203,7 @@ class StyleTransferObjective:
                 # rescale G(S) by the layer's positions when the style image has another
                 # size (see costs.layer_style_cost)
                 for name, a_S in acts_S.items():
-                    g = costs.gram_matrix(a_S)
-                    pos_S = a_S.shape[2] * a_S.shape[3]
-                    pos_G = probe[name].shape[2] * probe[name].shape[3]
-                    self.gram_S[name] = (g * (pos_G / pos_S)).clone()
+                    self.gram_S[name] = costs.style_target(a_S, probe[name].shape[2], probe[name].shape[3]).clone()
         if self.use_content and self.a_C.shape != probe[content_layer].shape:
             raise InputError("the content image and the generated image must have the same size")
 
