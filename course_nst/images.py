@@ -20,6 +20,7 @@ Conversions:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -27,7 +28,6 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ URL_TIMEOUT = 30
 #: this, or than ``max_size``, are scaled down by the decoder itself (PIL's ``draft``); others are refused.
 MAX_PIXELS = 64_000_000
 
-ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+ImageSource = str | os.PathLike[str] | Image.Image | np.ndarray | torch.Tensor
 
 
 # --------------------------------------------------------------------------- loading
@@ -100,10 +100,7 @@ def load_image(source: ImageSource, max_size: int | None = None) -> torch.Tensor
 
     height, width = image.shape[-2:]
     if height < MIN_SIZE or width < MIN_SIZE:
-        raise InputError(
-            f"{what} is too small: {width}x{height} pixels; "
-            f"at least {MIN_SIZE}x{MIN_SIZE} is needed"
-        )
+        raise InputError(f"{what} is too small: {width}x{height} pixels; at least {MIN_SIZE}x{MIN_SIZE} is needed")
     if max_size is not None and max(height, width) > max_size:
         image = resize(image, max_size)
     return image.contiguous()
@@ -114,13 +111,10 @@ def check_max_size(max_size) -> None:
         return
     if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)):
         raise InputError(
-            f"max_size must be a whole number of pixels (the longer side), "
-            f"got {max_size!r} ({type(max_size).__name__})"
+            f"max_size must be a whole number of pixels (the longer side), got {max_size!r} ({type(max_size).__name__})"
         )
     if max_size < MIN_SIZE:
-        raise InputError(
-            f"max_size must be at least {MIN_SIZE} pixels (the longer side), got {max_size}"
-        )
+        raise InputError(f"max_size must be at least {MIN_SIZE} pixels (the longer side), got {max_size}")
 
 
 def _looks_like_url(text: str) -> bool:
@@ -130,9 +124,7 @@ def _looks_like_url(text: str) -> bool:
 def _open_url(url: str, max_size: int | None = None) -> Image.Image:
     scheme = url.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
-        raise InputError(
-            f"unsupported URL scheme {scheme!r} in {url}; use http(s) or a local file path"
-        )
+        raise InputError(f"unsupported URL scheme {scheme!r} in {url}; use http(s) or a local file path")
     try:
         with urllib.request.urlopen(url, timeout=URL_TIMEOUT) as response:
             data = response.read()
@@ -175,9 +167,7 @@ def _decode(stream: io.BytesIO, what: str, max_size: int | None = None) -> Image
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(stream)
     except UnidentifiedImageError:
-        raise InputError(
-            f"{what} is not an image PIL can read; is it really a PNG/JPEG file?"
-        ) from None
+        raise InputError(f"{what} is not an image PIL can read; is it really a PNG/JPEG file?") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         image = None
     if image is None or image.width * image.height > MAX_PIXELS or max_size is not None:
@@ -185,21 +175,20 @@ def _decode(stream: io.BytesIO, what: str, max_size: int | None = None) -> Image
     try:
         image.load()  # force the full decode now: a truncated file fails here
     except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(
-            f"{what} is truncated or corrupt ({error}); re-download or re-export it"
-        ) from None
+        raise InputError(f"{what} is truncated or corrupt ({error}); re-download or re-export it") from None
     return image
 
 
-def _reduce_while_decoding(stream: io.BytesIO, image: Image.Image | None, what: str,
-                           max_size: int | None) -> Image.Image:
+def _reduce_while_decoding(
+    stream: io.BytesIO, image: Image.Image | None, what: str, max_size: int | None
+) -> Image.Image:
     """Ask the JPEG decoder for a smaller scale; refuse what stays over :data:`MAX_PIXELS`."""
     if image is None:  # PIL refused to open it at all: look at the header without its bomb check
         limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             stream.seek(0)
             image = Image.open(stream)
-        except Exception:  # noqa: BLE001 - reported as unreadable below
+        except Exception:
             raise InputError(f"{what} is not an image PIL can read") from None
         finally:
             Image.MAX_IMAGE_PIXELS = limit
@@ -220,10 +209,8 @@ def _reduce_while_decoding(stream: io.BytesIO, image: Image.Image | None, what: 
 
 def _from_pil(image: Image.Image) -> torch.Tensor:
     """PIL image in any mode -> [1, 3, H, W] float in [0, 1]."""
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not stop us from using the pixels
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not stop us from using the pixels
-        pass
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit grayscale: PIL cannot convert it to RGB without clipping at 255
@@ -242,9 +229,7 @@ def _from_pil(image: Image.Image) -> torch.Tensor:
         try:
             image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
         except (ValueError, OSError):
-            raise InputError(
-                f"cannot convert a PIL image of mode {mode!r} to RGB; convert it yourself first"
-            ) from None
+            raise InputError(f"cannot convert a PIL image of mode {mode!r} to RGB; convert it yourself first") from None
     return _from_array(np.asarray(image))
 
 
@@ -256,9 +241,7 @@ def _from_array(array: np.ndarray) -> torch.Tensor:
         hint = ""
         if array.ndim == 3 and array.shape[0] in (1, 3, 4):
             hint = " (it looks channels-first; use np.transpose(a, (1, 2, 0)))"
-        raise InputError(
-            f"a NumPy image must have shape HxW, HxWx1, HxWx3 or HxWx4, got {array.shape}{hint}"
-        )
+        raise InputError(f"a NumPy image must have shape HxW, HxWx1, HxWx3 or HxWx4, got {array.shape}{hint}")
     values = _to_unit_float(np.ascontiguousarray(array), "array")
     return _finish(torch.from_numpy(values).permute(2, 0, 1).unsqueeze(0))
 
@@ -272,16 +255,13 @@ def _from_tensor(tensor: torch.Tensor) -> torch.Tensor:
     elif x.dim() == 3:
         x = x[None]
     elif x.dim() == 4 and x.shape[0] != 1:
-        raise InputError(
-            f"got a batch of {x.shape[0]} images (shape {shape}); pass one image, e.g. x[0:1]"
-        )
+        raise InputError(f"got a batch of {x.shape[0]} images (shape {shape}); pass one image, e.g. x[0:1]")
     if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
         hint = ""
         if len(shape) in (3, 4) and shape[-1] in (1, 3, 4):
             hint = " (it looks channels-last; use x.permute(2, 0, 1))"
         raise InputError(
-            f"an image tensor must have shape [H, W], [C, H, W] or [1, C, H, W] with C in "
-            f"1, 3, 4; got {shape}{hint}"
+            f"an image tensor must have shape [H, W], [C, H, W] or [1, C, H, W] with C in 1, 3, 4; got {shape}{hint}"
         )
     values = _to_unit_float(x.numpy(), "tensor")
     return _finish(torch.from_numpy(values))
@@ -297,13 +277,10 @@ def _to_unit_float(values: np.ndarray, what: str) -> np.ndarray:
         return (values.astype(np.float64) / 65535.0).astype(np.float32)
     if np.issubdtype(values.dtype, np.integer):
         raise InputError(
-            f"an integer {what} of dtype {values.dtype} is ambiguous; convert it to uint8 "
-            "(0-255) or to float in [0, 1]"
+            f"an integer {what} of dtype {values.dtype} is ambiguous; convert it to uint8 (0-255) or to float in [0, 1]"
         )
     if not np.issubdtype(values.dtype, np.floating):
-        raise InputError(
-            f"cannot use a {what} of dtype {values.dtype} as an image; use float in [0, 1] or uint8"
-        )
+        raise InputError(f"cannot use a {what} of dtype {values.dtype} as an image; use float in [0, 1] or uint8")
     values = values.astype(np.float32)
     if values.size == 0:
         raise InputError(f"the {what} is empty (shape {values.shape})")
@@ -312,13 +289,11 @@ def _to_unit_float(values: np.ndarray, what: str) -> np.ndarray:
     high, low = float(values.max()), float(values.min())
     if high > 1.5:
         raise InputError(
-            f"float {what} values go up to {high:.4g}, but [0, 1] is expected; "
-            "if they are 0-255, divide by 255"
+            f"float {what} values go up to {high:.4g}, but [0, 1] is expected; if they are 0-255, divide by 255"
         )
     if low < -0.5:
         raise InputError(
-            f"float {what} values go down to {low:.4g}, but [0, 1] is expected; "
-            "undo any mean/std normalisation first"
+            f"float {what} values go down to {low:.4g}, but [0, 1] is expected; undo any mean/std normalisation first"
         )
     return np.clip(values, 0.0, 1.0)
 
@@ -377,9 +352,7 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
     extension = path.suffix.lower()
     image_format = Image.registered_extensions().get(extension)
     if image_format is None or image_format not in Image.SAVE:
-        raise InputError(
-            f"cannot tell the image format from {path.name!r}; use a .png or .jpg file name"
-        )
+        raise InputError(f"cannot tell the image format from {path.name!r}; use a .png or .jpg file name")
     if path.is_dir():
         raise InputError(f"{path} is a directory; pass a file name such as {path / 'image.png'}")
     pil = to_pil(image)

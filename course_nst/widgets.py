@@ -97,8 +97,13 @@ def image_layout(width: int, height: int) -> dict[str, str]:
     its children), so a small result is magnified into a mosaic.
     """
     return {
-        "width": f"{width}px", "height": f"{height}px", "min_width": f"{width}px",
-        "max_width": "none", "flex": "0 0 auto", "align_self": "flex-start", "object_fit": "contain",
+        "width": f"{width}px",
+        "height": f"{height}px",
+        "min_width": f"{width}px",
+        "max_width": "none",
+        "flex": "0 0 auto",
+        "align_self": "flex-start",
+        "object_fit": "contain",
     }
 
 
@@ -154,23 +159,36 @@ class StyleTransferExplorer:
         default_ratio = backbone.alpha / backbone.beta
         centre = math.log10(default_ratio)
         self.ratio = w.FloatLogSlider(
-            value=default_ratio * ratio, base=10, min=centre - 3, max=centre + 3, step=0.25,
-            description="α/β", readout_format=".1e", continuous_update=False,
+            value=default_ratio * ratio,
+            base=10,
+            min=centre - 3,
+            max=centre + 3,
+            step=0.25,
+            description="α/β",
+            readout_format=".1e",
+            continuous_update=False,
         )
-        self.steps = w.IntSlider(value=steps, min=10, max=max_steps, step=10, description="steps",
-                                 continuous_update=False)
+        self.steps = w.IntSlider(
+            value=steps, min=10, max=max_steps, step=10, description="steps", continuous_update=False
+        )
         self.start = w.Dropdown(options=list(INITS), value=init, description="start")
         self.button = w.Button(description="Run", button_style="primary", icon="play")
         start_image = self._start_image(init)
-        self.image = w.Image(format="png", value=png_bytes(start_image, display_size),
-                             layout=w.Layout(**image_layout(*display_shape(start_image, display_size))))
-        self.status = w.HTML(value=f"The image shows the start ({init}, {size} px). "
-                                   f"α/β = {default_ratio:.1e} is {backbone.name}'s default. Press Run.")
+        self.image = w.Image(
+            format="png",
+            value=png_bytes(start_image, display_size),
+            layout=w.Layout(**image_layout(*display_shape(start_image, display_size))),
+        )
+        self.status = w.HTML(
+            value=f"The image shows the start ({init}, {size} px). "
+            f"α/β = {default_ratio:.1e} is {backbone.name}'s default. Press Run."
+        )
         self.hint = w.HTML(value=hint if hint is not None else HINT)
         self.start.observe(self._show_start, names="value")
         self.button.on_click(lambda _button: self.run())
-        self.widget = w.VBox([w.HBox([self.ratio, self.steps]), w.HBox([self.start, self.button]),
-                              self.status, self.image, self.hint])
+        self.widget = w.VBox(
+            [w.HBox([self.ratio, self.steps]), w.HBox([self.start, self.button]), self.status, self.image, self.hint]
+        )
 
     def _start_image(self, init: str) -> Tensor:
         from .transfer import initial_image
@@ -206,11 +224,19 @@ class StyleTransferExplorer:
         self.status.value = f"running: α = {alpha:.3g}, β = {beta:.3g}, from {self.start.value} ..."
         try:
             self.result = style_transfer(
-                self.content, self.style, backbone=self.backbone, size=self.size,
-                steps=int(self.steps.value), init=self.start.value, alpha=alpha, beta=beta,
-                seed=self.seed, callback=self._callback, progress=False,
+                self.content,
+                self.style,
+                backbone=self.backbone,
+                size=self.size,
+                steps=int(self.steps.value),
+                init=self.start.value,
+                alpha=alpha,
+                beta=beta,
+                seed=self.seed,
+                callback=self._callback,
+                progress=False,
             )
-        except Exception as e:  # noqa: BLE001 - show it in the widget, keep the widget alive
+        except Exception as e:
             self.status.value = f"<b>stopped</b>: {type(e).__name__}: {e}"
             raise
         finally:
@@ -248,7 +274,7 @@ class StyleTransferExplorer:
     # -- display -------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = PLAIN_TEXT   # what a notebook shows where the live widget cannot be drawn
+        bundle["text/plain"] = PLAIN_TEXT  # what a notebook shows where the live widget cannot be drawn
         return bundle
 
 

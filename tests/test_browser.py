@@ -36,8 +36,14 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CHROMIUM = os.environ.get("COURSE_NST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("COURSE_NST_ARTIFACTS", ROOT / "out" / "browser-test"))
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 # What the test types into each notebook's parameters cell: smaller images, fewer steps.
 SMALLER = {
@@ -46,11 +52,14 @@ SMALLER = {
     "03": {"SIZE": 64, "STEPS": 20},
     "04": {"SIZE": 96, "STEPS": 20, "GRID_SIZE": 64, "GRID_STEPS": 20},
 }
-TEXTS = "elements => elements.map(e => e.textContent)"   # innerText is empty for cells out of view
+TEXTS = "elements => elements.map(e => e.textContent)"  # innerText is empty for cells out of view
 RUN_ALL_TIMEOUT_S = int(os.environ.get("COURSE_NST_BROWSER_TIMEOUT", "900"))
 SETTINGS = {  # no toasts asking about news, no requests to the internet
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-        {"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+        "doNotDisturbMode": True,
+    },
 }
 
 
@@ -89,12 +98,24 @@ def lab(tmp_path_factory, artifacts):
     env = dict(os.environ)
     env.update(
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-        JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
     )
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={work}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     log = open(artifacts / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
@@ -125,16 +146,22 @@ def lab(tmp_path_factory, artifacts):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not Path(CHROMIUM).is_file():
-        _require(f"Chromium at {CHROMIUM} (Debian: apt-get install chromium, which .ci/system-deps does; "
-                 "or set COURSE_NST_CHROMIUM)")
+        _require(
+            f"Chromium at {CHROMIUM} (Debian: apt-get install chromium, which .ci/system-deps does; "
+            "or set COURSE_NST_CHROMIUM)"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _require("the playwright package (pip install -c requirements/constraints.txt -e '.[dev]')")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900}, device_scale_factor=1,
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+            device_scale_factor=1,
         )
         yield context
         context.close()
@@ -158,7 +185,8 @@ class Student:
 
     def wait_idle(self, timeout_s: float) -> None:
         self.page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-            timeout=timeout_s * 1000)
+            timeout=timeout_s * 1000
+        )
 
     def edit_parameters(self, values: dict[str, int]) -> str:
         cell = self.page.locator(".jp-NotebookPanel:visible .jp-CodeCell", has_text="parameters: change these").first
@@ -188,14 +216,17 @@ class Student:
         last_texts: list[str] = []
         done = re.compile(r"^\[\d+\]:$")
         while time.monotonic() < deadline:
-            texts = [t.strip() for t in prompts.evaluate_all(TEXTS)]   # also of cells out of view
+            texts = [t.strip() for t in prompts.evaluate_all(TEXTS)]  # also of cells out of view
             if len(texts) == n_code and all(done.match(t) for t in texts) and self.is_idle():
                 return
             time.sleep(1)
             last_texts = texts
         self.screenshot("timeout")
-        pytest.fail(f"{self.name}: Run All Cells did not finish in {RUN_ALL_TIMEOUT_S} s; prompts {last_texts}, "
-                    f"idle: {self.is_idle()}", pytrace=False)
+        pytest.fail(
+            f"{self.name}: Run All Cells did not finish in {RUN_ALL_TIMEOUT_S} s; prompts {last_texts}, "
+            f"idle: {self.is_idle()}",
+            pytrace=False,
+        )
 
     def is_idle(self) -> bool:
         indicator = self.page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator").first
@@ -205,7 +236,8 @@ class Student:
         """Text of every error, stderr or 'Error displaying widget' output of the notebook."""
         outputs = self.page.locator(
             ".jp-NotebookPanel:visible .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
-            ".jp-NotebookPanel:visible .jp-OutputArea-output:has-text('Error displaying widget')")
+            ".jp-NotebookPanel:visible .jp-OutputArea-output:has-text('Error displaying widget')"
+        )
         return [t[:300] for t in outputs.evaluate_all(TEXTS)]
 
 
@@ -222,7 +254,8 @@ def _assert_own_size(box: dict, what: str) -> None:
     height = box["natural"][1] * width / box["natural"][0]
     assert abs(box["width"] - width) <= 1 and abs(box["height"] - height) <= 1, (
         f"{what}: drawn at {box['width']:.0f}x{box['height']:.0f} px in a {box['column']:.0f} px column, "
-        f"its own size is {box['natural'][0]}x{box['natural'][1]} (stretched or squeezed)")
+        f"its own size is {box['natural'][0]}x{box['natural'][1]} (stretched or squeezed)"
+    )
 
 
 def _operate_unit_browser(student: Student) -> None:
@@ -238,7 +271,7 @@ def _operate_unit_browser(student: Student) -> None:
     unit.fill("5")
     unit.press("Enter")
     after = before
-    deadline = time.monotonic() + 120   # the Output widget draws the new figure in a new img element
+    deadline = time.monotonic() + 120  # the Output widget draws the new figure in a new img element
     while after["src"] == before["src"] or not after["natural"][0]:
         assert time.monotonic() < deadline, "the unit browser's figure did not change after choosing unit 5"
         time.sleep(0.5)
@@ -256,7 +289,8 @@ def _operate_explorer(student: Student) -> None:
     before = _image_box(img)
     _assert_own_size(before, "explorer, after the notebook's own run")
     assert before["natural"][0] == 320 and before["width"] < before["column"] - 100, (
-        f"explorer image {before['width']:.0f} px wide in a {before['column']:.0f} px column: stretched")
+        f"explorer image {before['width']:.0f} px wide in a {before['column']:.0f} px column: stretched"
+    )
     student.screenshot("explorer-before")
     readout = explorer.locator(".widget-slider", has_text="steps").locator(".widget-readout")
     readout.click()
@@ -264,8 +298,9 @@ def _operate_explorer(student: Student) -> None:
     page.keyboard.type("10")
     page.keyboard.press("Enter")
     explorer.locator("select").first.select_option("noise")
-    page.wait_for_function("([e, old]) => e.src !== old", arg=[img.element_handle(), before["src"]],
-                           timeout=30_000)   # choosing a start shows that start
+    page.wait_for_function(
+        "([e, old]) => e.src !== old", arg=[img.element_handle(), before["src"]], timeout=30_000
+    )  # choosing a start shows that start
     student.screenshot("explorer-start-noise")
     started = _image_box(img)
     explorer.locator("button", has_text="Run").click()

@@ -1,7 +1,7 @@
 """The course-nst command line: it works, and bad input gives one line and exit code 2."""
 
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,8 +80,22 @@ def test_bad_output_name(tmp_path, capsys):
 def test_stylize_sample_names_and_files(tmp_path, capsys):
     good, _ = _bad_inputs(tmp_path)
     out = tmp_path / "sub" / "result.png"
-    code = main(["stylize", "chelsea", str(good), "-o", str(out), "--size", "48", "--steps", "3",
-                 "--backbone", "efficientnet_lite0", "-q"])
+    code = main(
+        [
+            "stylize",
+            "chelsea",
+            str(good),
+            "-o",
+            str(out),
+            "--size",
+            "48",
+            "--steps",
+            "3",
+            "--backbone",
+            "efficientnet_lite0",
+            "-q",
+        ]
+    )
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     assert out.is_file() and Image.open(out).size == (48, 32)
@@ -101,8 +115,23 @@ def test_stylize_passes_winograd(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(transfer, "style_transfer", recording)
     for flag in ([], ["--winograd"]):
         out = tmp_path / f"r{len(seen)}.png"
-        code = main(["stylize", "chelsea", "waves", "-o", str(out), "--size", "32", "--steps", "2",
-                     "--backbone", "efficientnet_lite0", "-q", *flag])
+        code = main(
+            [
+                "stylize",
+                "chelsea",
+                "waves",
+                "-o",
+                str(out),
+                "--size",
+                "32",
+                "--steps",
+                "2",
+                "--backbone",
+                "efficientnet_lite0",
+                "-q",
+                *flag,
+            ]
+        )
         assert code == 0, capsys.readouterr()
     assert seen == [False, True]
 
@@ -124,8 +153,21 @@ def test_samples_and_weights_status(capsys, tmp_path, monkeypatch):
 def test_console_script_gives_no_traceback(tmp_path):
     """The real entry point, in a fresh process: one line on stderr, exit code 2."""
     proc = subprocess.run(
-        [sys.executable, "-m", "course_nst", "stylize", str(tmp_path / "nope.jpg"), "waves", "-o", str(tmp_path / "o.png")],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "course_nst",
+            "stylize",
+            str(tmp_path / "nope.jpg"),
+            "waves",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -25,8 +25,9 @@ FAST = ["--backbone", "efficientnet_lite0", "-q"]
 
 
 def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "course_nst", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=ENV, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "course_nst", *args], capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=timeout
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> str:
@@ -44,9 +45,28 @@ def digest(path: Path) -> str:
 
 def start_long_run(out: Path) -> subprocess.Popen:
     """A stylize run that goes on for long, returned once its loop has done a few evaluations."""
-    proc = subprocess.Popen([sys.executable, "-m", "course_nst", "stylize", "chelsea", "waves", "-o", str(out),
-                             "--size", "64", "--steps", "100000", "--backbone", "efficientnet_lite0"], cwd=ROOT,
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "course_nst",
+            "stylize",
+            "chelsea",
+            "waves",
+            "-o",
+            str(out),
+            "--size",
+            "64",
+            "--steps",
+            "100000",
+            "--backbone",
+            "efficientnet_lite0",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stderr is not None
     seen, deadline = b"", time.monotonic() + 300
     while b" 3/100000" not in seen and time.monotonic() < deadline and proc.poll() is None:
@@ -88,15 +108,18 @@ def test_an_unwritable_output_is_refused_before_the_run(tmp_path, case):
     assert time.monotonic() - start < 60  # refused at once, not after a run
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--size", "100000"], "needs about"),
-    (["--size", "4"], "at least 8 pixels"),
-    (["--device", "mps"], "MPS is not available"),
-    (["--device", "tpu"], "unknown device"),
-    (["--seed", "-1"], "between 0 and 2**63-1"),
-    (["--seed", str(2**63)], "between 0 and 2**63-1"),
-    (["--alpha", "0", "--beta", "0", "--tv-weight", "0"], "neither content nor style"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--size", "100000"], "needs about"),
+        (["--size", "4"], "at least 8 pixels"),
+        (["--device", "mps"], "MPS is not available"),
+        (["--device", "tpu"], "unknown device"),
+        (["--seed", "-1"], "between 0 and 2**63-1"),
+        (["--seed", str(2**63)], "between 0 and 2**63-1"),
+        (["--alpha", "0", "--beta", "0", "--tv-weight", "0"], "neither content nor style"),
+    ],
+)
 def test_bad_values_give_one_line_and_no_traceback(tmp_path, extra, words):
     if extra[:2] == ["--device", "mps"]:
         import torch
@@ -162,6 +185,14 @@ def test_a_run_whose_cost_never_decreases_warns():
     content = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        style_transfer(content, content, backbone="efficientnet_lite0", size=32, steps=3, optimizer="adam",
-                       lr=1e-30, progress=False)  # a step too small to change any pixel
+        style_transfer(
+            content,
+            content,
+            backbone="efficientnet_lite0",
+            size=32,
+            steps=3,
+            optimizer="adam",
+            lr=1e-30,
+            progress=False,
+        )  # a step too small to change any pixel
     assert any("never decreased" in str(w.message) for w in caught)

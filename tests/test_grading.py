@@ -40,9 +40,10 @@ def cfg(**changes) -> GradeConfig:
     """A config that grades against the fake registry (its folder is set by the ``registry`` fixture)."""
     return GradeConfig(**{"registry": "fake_nst_checks", "sys_path": tuple(_REGISTRY_DIRS), "timeout": 20, **changes})
 
-WRONG_CONTENT = '''def content_cost(a_C, a_G):
+
+WRONG_CONTENT = """def content_cost(a_C, a_G):
     return ((a_C - a_G) ** 2).sum()  # forgot the 1/2
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,12 @@ def by_id(scores):
 
 
 def test_filled_in_solutions_get_full_marks_and_released_ones_get_zero(fakes, tmp_path, registry):  # noqa: F811
-    filled = student_notebook(fakes, tmp_path, name="02_fake_content.ipynb",
-                              content_cost=nbformat.read(fakes[1], as_version=4).cells[1].source)
+    filled = student_notebook(
+        fakes,
+        tmp_path,
+        name="02_fake_content.ipynb",
+        content_cost=nbformat.read(fakes[1], as_version=4).cells[1].source,
+    )
     scores = grade_notebook(filled, cfg(), registry)
     assert [(s.grade_id, s.score, s.max_score, s.status) for s in scores] == [("content_cost", 2, 2, "passed")], scores
     released = student_notebook(fakes, tmp_path, name="02_fake_content-bob.ipynb")
@@ -84,10 +89,14 @@ def test_tampering_with_the_checker_or_the_reference_does_not_pay(fakes, tmp_pat
     # In another cell: never run by the grader.
     path = student_notebook(fakes, tmp_path, content_cost=WRONG_CONTENT)
     nb = nbformat.read(path, as_version=4)
-    nb.cells.insert(2, nbformat.v4.new_code_cell(
-        "import fake_nst_checks, course_nst.costs\n"
-        "fake_nst_checks.EXERCISES['content_cost'].__class__.evaluate = lambda self, fn: None\n"
-        "course_nst.costs.content_cost = content_cost"))
+    nb.cells.insert(
+        2,
+        nbformat.v4.new_code_cell(
+            "import fake_nst_checks, course_nst.costs\n"
+            "fake_nst_checks.EXERCISES['content_cost'].__class__.evaluate = lambda self, fn: None\n"
+            "course_nst.costs.content_cost = content_cost"
+        ),
+    )
     nbformat.write(nb, path)
     [s] = grade_notebook(path, cfg(), registry)
     assert (s.score, s.status) == (0, "failed") and "expected" in s.reason
@@ -96,14 +105,17 @@ def test_tampering_with_the_checker_or_the_reference_does_not_pay(fakes, tmp_pat
     status, reason = grade_exercise(patched, registry["content_cost"], registry, cfg())
     assert status == "failed" and "expected" in reason
     # Importing the package's implementation instead of writing one.
-    status, reason = grade_exercise("from course_nst.costs import content_cost",
-                                    registry["content_cost"], registry, cfg())
+    status, reason = grade_exercise(
+        "from course_nst.costs import content_cost", registry["content_cost"], registry, cfg()
+    )
     assert status == "failed" and "the package's implementation" in reason
 
 
 def test_printing_a_fake_verdict_does_not_pay(registry):
-    fake = ('import json\nfor t in ("", "0" * 32):\n'
-            '    print(t, json.dumps({"status": "passed", "problems": []}))\n' + WRONG_CONTENT)
+    fake = (
+        'import json\nfor t in ("", "0" * 32):\n'
+        '    print(t, json.dumps({"status": "passed", "problems": []}))\n' + WRONG_CONTENT
+    )
     status, reason = grade_exercise(fake, registry["content_cost"], registry, cfg())
     assert status == "failed" and "expected" in reason
 
@@ -154,14 +166,27 @@ def test_command_line_report_csv_and_json(fakes, tmp_path, registry_dir, capsys)
     path = student_notebook(fakes, tmp_path, name="01_fake_numbers-gus.ipynb", add="def add(a, b:\n")
     parser = argparse.ArgumentParser(prog="course-nst")
     add_grade_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["grade", str(tmp_path), "--registry", "fake_nst_checks", "--exercise", "add",
-                              "--csv", str(tmp_path / "s.csv"), "--json", str(tmp_path / "s.json")])
+    args = parser.parse_args(
+        [
+            "grade",
+            str(tmp_path),
+            "--registry",
+            "fake_nst_checks",
+            "--exercise",
+            "add",
+            "--csv",
+            str(tmp_path / "s.csv"),
+            "--json",
+            str(tmp_path / "s.json"),
+        ]
+    )
     args.notebooks = [str(path)]
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "01_fake_numbers-gus.ipynb" in out and "0/1" in out and "SyntaxError at line 1" in out
     assert "\nsandbox: " in out and "\ncheckers: 1 file(s) verified against" in out
-    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    with open(tmp_path / "s.csv") as f:
+        rows = list(csv.DictReader(f))
     assert rows[0]["grade_id"] == "add" and rows[0]["score"] == "0.0" and rows[0]["status"] == "syntax error"
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["totals"][str(path)] == {"score": 0.0, "max_score": 1.0}
@@ -202,14 +227,18 @@ def test_a_course_notebook_filled_from_its_solutions_gets_full_marks(path, tmp_p
 def test_only_imports_of_known_packages_from_cells_above_the_exercise_are_repeated():
     from course_nst.instructor.grading import notebook_imports
 
-    cells = [nbformat.v4.new_code_cell("%matplotlib inline\nimport os, torch\nimport numpy as np\n"
-                                       "from course_nst.patches import IMAGENET_MEAN\nx = np.zeros(3)\n"
-                                       "from . import nothing"),
-             nbformat.v4.new_code_cell("def broken(:"),
-             nbformat.v4.new_code_cell("def f():\n    import math\n"),
-             nbformat.v4.new_code_cell("import subprocess"),
-             exercise_cell("content_cost", CONTENT_SOLUTION),
-             nbformat.v4.new_code_cell("from course_nst.costs import content_cost")]
+    cells = [
+        nbformat.v4.new_code_cell(
+            "%matplotlib inline\nimport os, torch\nimport numpy as np\n"
+            "from course_nst.patches import IMAGENET_MEAN\nx = np.zeros(3)\n"
+            "from . import nothing"
+        ),
+        nbformat.v4.new_code_cell("def broken(:"),
+        nbformat.v4.new_code_cell("def f():\n    import math\n"),
+        nbformat.v4.new_code_cell("import subprocess"),
+        exercise_cell("content_cost", CONTENT_SOLUTION),
+        nbformat.v4.new_code_cell("from course_nst.costs import content_cost"),
+    ]
     nb = nbformat.v4.new_notebook(cells=cells)
     assert notebook_imports(nb, cells[4]) == ["import numpy as np", "from course_nst.patches import IMAGENET_MEAN"]
 
@@ -221,6 +250,7 @@ def test_a_stateful_exercise_is_judged_across_the_process_boundary():
     [source] = [c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "optimization_step"]
     ex = registry["optimization_step"]
     assert grade_exercise(source, ex, registry, GradeConfig(timeout=60)) == ("passed", "")
-    status, reason = grade_exercise(source.replace("optimizer.zero_grad()", "pass"), ex, registry,
-                                    GradeConfig(timeout=60))
+    status, reason = grade_exercise(
+        source.replace("optimizer.zero_grad()", "pass"), ex, registry, GradeConfig(timeout=60)
+    )
     assert status == "failed" and "the gradients accumulate" in reason

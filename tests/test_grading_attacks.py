@@ -41,8 +41,11 @@ def test_the_sandbox_is_there_when_required():
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def _marked_processes() -> list[str]:
@@ -65,9 +68,13 @@ def course():
 def attack(course, source: str, tmp_path: Path, **config) -> tuple[str, str]:
     """Grade ``source`` as the content_cost exercise; check nothing outside the kernel changed."""
     before = _tree_digest(REPO / "course_nst"), _tree_digest(tmp_path)
-    status, reason = grade_exercise(textwrap.dedent(source), course["content_cost"], course,
-                                    GradeConfig(timeout=30, memory_mb=512, **config),
-                                    notebook=tmp_path / "02_content_cost-mallory.ipynb")
+    status, reason = grade_exercise(
+        textwrap.dedent(source),
+        course["content_cost"],
+        course,
+        GradeConfig(timeout=30, memory_mb=512, **config),
+        notebook=tmp_path / "02_content_cost-mallory.ipynb",
+    )
     assert (_tree_digest(REPO / "course_nst"), _tree_digest(tmp_path)) == before, "a file outside scratch changed"
     assert not (REPO / "pwned").exists()
     assert _marked_processes() == [], "a process outlived grading"
@@ -77,7 +84,9 @@ def attack(course, source: str, tmp_path: Path, **config) -> tuple[str, str]:
 
 @needs_sandbox
 def test_redefining_the_kernel_side_and_rewriting_stdout_does_not_pay(course, tmp_path):
-    status, reason = attack(course, f'''
+    status, reason = attack(
+        course,
+        f"""
         import sys, io
         import course_nst.instructor.kernel as k, course_nst.instructor.protocol as p
         class Liar(io.StringIO):
@@ -89,24 +98,32 @@ def test_redefining_the_kernel_side_and_rewriting_stdout_does_not_pay(course, tm
         def emit(*a, **k): print("passed")
         _course_nst_grader_emit = _course_nst_grader_run = emit
         def content_cost(a_C, a_G):
-        {WRONG}''', tmp_path)
+        {WRONG}""",
+        tmp_path,
+    )
     assert status in ("failed", "error"), reason  # a broken reply is an error: zero either way
 
 
 @needs_sandbox
 def test_disabling_the_checker_by_its_code_object_does_not_pay(course, tmp_path):
-    status, reason = attack(course, f'''
+    status, reason = attack(
+        course,
+        f"""
         import course_nst.checks.costs as c, course_nst.checks as checks
         c.diagnose_content_cost.__code__ = (lambda fn: []).__code__
         checks.EXERCISES["content_cost"].diagnose.__code__ = (lambda fn: []).__code__
         def content_cost(a_C, a_G):
-        {WRONG}''', tmp_path)
+        {WRONG}""",
+        tmp_path,
+    )
     assert status == "failed" and "2 times too large" in reason
 
 
 @needs_sandbox
 def test_rewriting_the_checker_files_is_impossible_and_later_runs_are_unaffected(course, tmp_path):
-    status, reason = attack(course, f'''
+    status, reason = attack(
+        course,
+        f"""
         import course_nst.checks.costs as c, course_nst.costs as costs
         for path in (c.__file__, costs.__file__):
             try:
@@ -115,7 +132,9 @@ def test_rewriting_the_checker_files_is_impossible_and_later_runs_are_unaffected
             except OSError:
                 pass
         def content_cost(a_C, a_G):
-        {WRONG}''', tmp_path)
+        {WRONG}""",
+        tmp_path,
+    )
     assert status == "failed" and "2 times too large" in reason
     status, reason = attack(course, "def content_cost(a_C, a_G):\n" + WRONG, tmp_path)
     assert status == "failed" and "2 times too large" in reason
@@ -123,19 +142,25 @@ def test_rewriting_the_checker_files_is_impossible_and_later_runs_are_unaffected
 
 @needs_sandbox
 def test_a_process_started_in_a_new_session_does_not_outlive_grading(course, tmp_path):
-    attack(course, f'''
+    attack(
+        course,
+        f'''
         import subprocess, sys, os
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "{MARKER}"], start_new_session=True)
         if os.fork() == 0:
             os.setsid()
             os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(120)", "{MARKER}"])
         def content_cost(a_C, a_G):
-        {WRONG}''', tmp_path)
+        {WRONG}''',
+        tmp_path,
+    )
 
 
 @needs_sandbox
 def test_raising_the_memory_limit_is_refused(course, tmp_path):
-    status, reason = attack(course, f'''
+    status, reason = attack(
+        course,
+        f"""
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         assert soft == hard, "the limit is not hard"
@@ -145,7 +170,9 @@ def test_raising_the_memory_limit_is_refused(course, tmp_path):
             pass
         def content_cost(a_C, a_G):
             blob = bytearray(8 * 2**30)
-        {RIGHT}''', tmp_path)
+        {RIGHT}""",
+        tmp_path,
+    )
     assert status == "failed" and "MemoryError" in reason
 
 
@@ -154,10 +181,10 @@ def test_calling_the_package_implementation_is_detected(course, tmp_path, how):
     body = {
         "wrap": "from course_nst import costs\ndef content_cost(a_C, a_G):\n    return costs.content_cost(a_C, a_G)\n",
         "reload": "import importlib, course_nst.costs\nmine = importlib.reload(course_nst.costs).content_cost\n"
-                  "def content_cost(a_C, a_G):\n    return mine(a_C, a_G)\n",
+        "def content_cost(a_C, a_G):\n    return mine(a_C, a_G)\n",
         "exec-source": "import course_nst.costs as c\nns = {}\n"
-                       "exec(compile(open(c.__file__).read(), c.__file__, 'exec'), ns)\n"
-                       "def content_cost(a_C, a_G):\n    return ns['content_cost'](a_C, a_G)\n",
+        "exec(compile(open(c.__file__).read(), c.__file__, 'exec'), ns)\n"
+        "def content_cost(a_C, a_G):\n    return ns['content_cost'](a_C, a_G)\n",
     }[how]
     status, reason = attack(course, body, tmp_path, sandbox="auto" if how == "wrap" else SANDBOX.kind)
     assert status == "failed" and "reference implementation" in reason
@@ -166,7 +193,9 @@ def test_calling_the_package_implementation_is_detected(course, tmp_path, how):
 @needs_sandbox
 def test_solutions_other_notebooks_and_the_network_are_out_of_reach(course, tmp_path):
     (tmp_path / "02_content_cost-bob.ipynb").write_text("bob's answers")
-    status, reason = attack(course, f'''
+    status, reason = attack(
+        course,
+        f"""
         import os, socket
         seen = []
         for path in ({str(REPO / "notebooks" / "02_content_cost.ipynb")!r},
@@ -188,7 +217,9 @@ def test_solutions_other_notebooks_and_the_network_are_out_of_reach(course, tmp_
         def content_cost(a_C, a_G):
             if any(seen):
         {"    " + RIGHT}
-        {WRONG}''', tmp_path)
+        {WRONG}""",
+        tmp_path,
+    )
     assert status == "failed" and "2 times too large" in reason
 
 
@@ -198,8 +229,12 @@ def test_os_exit_is_reported_as_such(course, tmp_path):
 
 
 def test_without_a_sandbox_the_verdict_is_still_computed_here(course, tmp_path):
-    status, reason = attack(course, "import sys\nsys.stdout.write('passed')\ndef content_cost(a_C, a_G):\n" + WRONG,
-                            tmp_path, sandbox="none")
+    status, reason = attack(
+        course,
+        "import sys\nsys.stdout.write('passed')\ndef content_cost(a_C, a_G):\n" + WRONG,
+        tmp_path,
+        sandbox="none",
+    )
     assert status == "failed" and "2 times too large" in reason
     assert find_sandbox("none").note.startswith("sandbox: none")
 
@@ -212,8 +247,13 @@ def test_a_checker_changed_on_disk_is_reported_not_trusted(tmp_path):
     (repo / "checks").mkdir(parents=True)
     checker = repo / "checks" / "__init__.py"
     checker.write_text("EXERCISES = {}\n")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "checkers"]):
         subprocess.run([git, "-C", str(repo), *cmd], check=True, env=env, capture_output=True)
     files = [checker]
@@ -236,6 +276,7 @@ def test_a_tampered_checker_scores_zero_with_the_reason(tmp_path, registry_dir):
     registry = load_registry(config)
     checkers = Checkers.of(config)
     copy.write_text(copy.read_text() + "\n# changed\n")
-    status, reason = grade_exercise("def add(a, b):\n    return a - b\n", registry["add"], registry, config,
-                                    checkers=checkers)
+    status, reason = grade_exercise(
+        "def add(a, b):\n    return a - b\n", registry["add"], registry, config, checkers=checkers
+    )
     assert status == "error" and reason == f"the checker is not trusted: checker file {copy} changed while grading"

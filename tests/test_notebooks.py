@@ -37,8 +37,7 @@ def _nbgrader(cell) -> dict | None:
 
 def _exercises(nb):
     """(index in nb.cells, cell) of every exercise (solution) cell."""
-    return [(i, c) for i, c in enumerate(nb.cells)
-            if c.cell_type == "code" and (_nbgrader(c) or {}).get("solution")]
+    return [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and (_nbgrader(c) or {}).get("solution")]
 
 
 def _ids(paths):
@@ -61,8 +60,7 @@ def test_valid_nbformat_v4(path):
 def test_executed_in_order_from_the_top(path):
     counts = [c.get("execution_count") for c in _code_cells(_read(path))]
     assert counts == list(range(1, len(counts) + 1)), (
-        f"{path.name} was not executed top to bottom in one run (execution counts {counts}); "
-        "run `make notebooks`"
+        f"{path.name} was not executed top to bottom in one run (execution counts {counts}); run `make notebooks`"
     )
 
 
@@ -70,9 +68,7 @@ def test_executed_in_order_from_the_top(path):
 def test_no_error_outputs(path):
     for i, cell in enumerate(_code_cells(_read(path)), start=1):
         for out in cell.get("outputs", []):
-            assert out.output_type != "error", (
-                f"{path.name}, code cell {i}: {out.get('ename')}: {out.get('evalue')}"
-            )
+            assert out.output_type != "error", f"{path.name}, code cell {i}: {out.get('ename')}: {out.get('evalue')}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -87,7 +83,7 @@ def test_nbgrader_metadata_is_valid(path):
             continue
         where = f"{path.name}, cell {i} ({meta.get('grade_id')!r})"
         assert cell.cell_type == "code", where
-        assert NBGRADER_KEYS <= set(meta), f"{where}: missing {sorted(NBGRADER_KEYS - set(meta))}"
+        assert set(meta) >= NBGRADER_KEYS, f"{where}: missing {sorted(NBGRADER_KEYS - set(meta))}"
         assert meta["schema_version"] == 3, where
         assert isinstance(meta["grade_id"], str) and re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"]), where
         for key in ("grade", "locked", "solution", "task"):
@@ -149,7 +145,7 @@ def test_nothing_after_the_check_uses_the_students_function(path):
     nb = _read(path)
     for i, cell in _exercises(nb):
         function = EXERCISES[_nbgrader(cell)["grade_id"]].function
-        later = [c for c in nb.cells[i + 1:] if c.cell_type == "code" and not (_nbgrader(c) or {}).get("locked")]
+        later = [c for c in nb.cells[i + 1 :] if c.cell_type == "code" and not (_nbgrader(c) or {}).get("locked")]
         users = [c for c in later if re.search(rf"\b{function}\b", c.source)]
         if not users:
             continue

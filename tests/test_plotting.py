@@ -8,10 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from PIL import Image
 
 from course_nst.errors import InputError
 from course_nst.plotting import plot_cost_curves, plot_gram, plot_images, plot_ratio_grid
@@ -162,8 +162,9 @@ def test_explorer_builds_and_runs(random_backbone):
     pytest.importorskip("ipywidgets")
     from course_nst.widgets import StyleTransferExplorer, style_transfer_explorer
 
-    explorer = style_transfer_explorer(_image(32, 32, seed=2), _image(32, 32, seed=1), backbone=random_backbone,
-                                       size=32, steps=10, update_every=2)
+    explorer = style_transfer_explorer(
+        _image(32, 32, seed=2), _image(32, 32, seed=1), backbone=random_backbone, size=32, steps=10, update_every=2
+    )
     assert isinstance(explorer, StyleTransferExplorer)
     placeholder_bytes = explorer.image.value
     default = random_backbone.alpha / random_backbone.beta
@@ -204,8 +205,15 @@ def test_explorer_show_displays_a_static_png_and_the_summary(random_backbone, ca
 
     from course_nst.widgets import style_transfer_explorer
 
-    explorer = style_transfer_explorer(_image(16, 32), _image(32, 32, seed=1), backbone=random_backbone,
-                                       size=32, steps=10, display_size=96, init="noise")
+    explorer = style_transfer_explorer(
+        _image(16, 32),
+        _image(32, 32, seed=1),
+        backbone=random_backbone,
+        size=32,
+        steps=10,
+        display_size=96,
+        init="noise",
+    )
     explorer.show()
     assert "no run yet" in capsys.readouterr().out
     explorer.run()
@@ -242,7 +250,7 @@ def test_progress_bar_is_text_and_stays_when_done(capsys):
         pass
     err = capsys.readouterr().err
     assert "work: 100%" in err and "3/3" in err
-    assert err.rstrip("\n").split("\r")[-1].startswith("work: 100%")   # the last state is kept
+    assert err.rstrip("\n").split("\r")[-1].startswith("work: 100%")  # the last state is kept
 
 
 def test_progress_bar_in_a_notebook_keeps_one_output_with_its_last_state():
@@ -256,7 +264,7 @@ def test_progress_bar_in_a_notebook_keeps_one_output_with_its_last_state():
         line.write("\rwork:  33%|###       | 1/3")
         line.write("\rwork: 100%|##########| 3/3")
         line.write("\n")
-    assert display.call_count == 1                       # one output, then updates of it
+    assert display.call_count == 1  # one output, then updates of it
     assert display.call_args.args[0] == {"text/plain": "work:   0%|          | 0/3"}
     updates = [c.args[0]["text/plain"] for c in display.return_value.update.call_args_list]
     assert updates == ["work:  33%|###       | 1/3", "work: 100%|##########| 3/3"]

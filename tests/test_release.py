@@ -22,7 +22,6 @@ from course_nst.release import (
     nbgrader_metadata_problems,
     release_notebook,
     release_notebooks,
-    run_release,
     solution_blocks,
     strip_blocks,
 )
@@ -70,8 +69,16 @@ def check(fn):
 
 
 def nbgrader_meta(grade_id: str, solution: bool) -> dict:
-    return {"nbgrader": {"grade": False, "grade_id": grade_id, "locked": not solution,
-                         "schema_version": 3, "solution": solution, "task": False}}
+    return {
+        "nbgrader": {
+            "grade": False,
+            "grade_id": grade_id,
+            "locked": not solution,
+            "schema_version": 3,
+            "solution": solution,
+            "task": False,
+        }
+    }
 
 
 def exercise_cell(grade_id: str, source: str) -> nbformat.NotebookNode:
@@ -100,31 +107,58 @@ CONTENT_SOLUTION = '''def content_cost(a_C, a_G):
 
 def fake_notebooks(folder: Path, registry_dir: Path) -> list[Path]:
     """Two small solution notebooks in the shape of the course's, executed (with outputs)."""
-    setup = (f"import sys; sys.path.insert(0, {str(registry_dir)!r})\n"
-             "import torch\nfrom fake_nst_checks import check\nprint('setup done')")
-    nb1 = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# Adding numbers"),
-        nbformat.v4.new_code_cell(setup),
-        exercise_cell("add", ADD_SOLUTION),
-        check_cell("add", "add"),
-        nbformat.v4.new_code_cell("print(sum([2, 3]))  # the tested version"),
-        nbformat.v4.new_markdown_cell("Why?\n### BEGIN SOLUTION\nBecause 2 + 3 = 5.\n### END SOLUTION",
-                                      metadata={"nbgrader": {"grade": True, "grade_id": "why", "locked": False,
-                                                             "points": 1, "schema_version": 3,
-                                                             "solution": True, "task": False}}),
-        nbformat.v4.new_code_cell("assert add(2, 3) == 5\n### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\n"
-                                  "### END HIDDEN TESTS",
-                                  metadata={"nbgrader": {"grade": True, "grade_id": "add_tests", "locked": True,
-                                                         "points": 1, "schema_version": 3,
-                                                         "solution": False, "task": False}}),
-    ])
-    nb2 = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(setup),
-        exercise_cell("content_cost", CONTENT_SOLUTION),
-        check_cell("content_cost", "content_cost"),
-        nbformat.v4.new_code_cell("from course_nst.costs import content_cost\n"
-                                  "print(round(float(content_cost(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))), 4))"),
-    ])
+    setup = (
+        f"import sys; sys.path.insert(0, {str(registry_dir)!r})\n"
+        "import torch\nfrom fake_nst_checks import check\nprint('setup done')"
+    )
+    nb1 = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Adding numbers"),
+            nbformat.v4.new_code_cell(setup),
+            exercise_cell("add", ADD_SOLUTION),
+            check_cell("add", "add"),
+            nbformat.v4.new_code_cell("print(sum([2, 3]))  # the tested version"),
+            nbformat.v4.new_markdown_cell(
+                "Why?\n### BEGIN SOLUTION\nBecause 2 + 3 = 5.\n### END SOLUTION",
+                metadata={
+                    "nbgrader": {
+                        "grade": True,
+                        "grade_id": "why",
+                        "locked": False,
+                        "points": 1,
+                        "schema_version": 3,
+                        "solution": True,
+                        "task": False,
+                    }
+                },
+            ),
+            nbformat.v4.new_code_cell(
+                "assert add(2, 3) == 5\n### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\n### END HIDDEN TESTS",
+                metadata={
+                    "nbgrader": {
+                        "grade": True,
+                        "grade_id": "add_tests",
+                        "locked": True,
+                        "points": 1,
+                        "schema_version": 3,
+                        "solution": False,
+                        "task": False,
+                    }
+                },
+            ),
+        ]
+    )
+    nb2 = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(setup),
+            exercise_cell("content_cost", CONTENT_SOLUTION),
+            check_cell("content_cost", "content_cost"),
+            nbformat.v4.new_code_cell(
+                "from course_nst.costs import content_cost\n"
+                "print(round(float(content_cost(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))), 4))"
+            ),
+        ]
+    )
     paths = []
     for name, nb in (("01_fake_numbers.ipynb", nb1), ("02_fake_content.ipynb", nb2)):
         for i, cell in enumerate(nb.cells):  # pretend it was executed
@@ -163,13 +197,12 @@ def assert_released_properly(source_nb, released_nb) -> None:
     MetadataValidator().validate_nb(released_nb)
     assert nbgrader_metadata_problems(released_nb) == []
     assert len(released_nb.cells) == len(source_nb.cells)
-    for before, after in zip(source_nb.cells, released_nb.cells):
+    for before, after in zip(source_nb.cells, released_nb.cells, strict=True):
         assert after.metadata == before.metadata
         assert "BEGIN SOLUTION" not in after.source and "HIDDEN TESTS" not in after.source
         blocks = find_blocks(before.source)
         lines = before.source.split("\n")
-        outside = {l.strip() for i, l in enumerate(lines)
-                   if not any(b.begin <= i <= b.end for b in blocks)}
+        outside = {l.strip() for i, l in enumerate(lines) if not any(b.begin <= i <= b.end for b in blocks)}
         kept = {l.strip() for l in after.source.split("\n")}
         for b in blocks:
             for line in b.inner(lines):
@@ -177,8 +210,7 @@ def assert_released_properly(source_nb, released_nb) -> None:
                     assert line.strip() not in kept, f"solution line survived: {line!r}"
         if before.metadata.get("nbgrader", {}).get("solution") and before.cell_type == "code":
             tree = ast.parse(after.source)
-            raises = [n for n in ast.walk(tree) if isinstance(n, ast.Raise)
-                      and "NotImplementedError" in ast.unparse(n)]
+            raises = [n for n in ast.walk(tree) if isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n)]
             assert raises, f"exercise {before.metadata.nbgrader.grade_id} does not raise NotImplementedError"
 
 
@@ -188,24 +220,28 @@ def assert_released_properly(source_nb, released_nb) -> None:
 def test_blocks_are_replaced_at_their_indentation_keeping_signature_and_docstring():
     new, replaced = strip_blocks(CONTENT_SOLUTION)
     assert replaced
-    assert new == ('def content_cost(a_C, a_G):\n    """J_content = 1/2 * sum (a_C - a_G)^2."""\n'
-                   "    diff = a_C - a_G\n    # YOUR CODE HERE\n    raise NotImplementedError()")
+    assert new == (
+        'def content_cost(a_C, a_G):\n    """J_content = 1/2 * sum (a_C - a_G)^2."""\n'
+        "    diff = a_C - a_G\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    )
     ns: dict = {}
     exec(new, ns)
     with pytest.raises(NotImplementedError):
         ns["content_cost"](1, 2)
-    assert strip_blocks("Text\n### BEGIN SOLUTION\nanswer\n### END SOLUTION", "markdown")[0] == \
-        "Text\nYOUR ANSWER HERE"
+    assert strip_blocks("Text\n### BEGIN SOLUTION\nanswer\n### END SOLUTION", "markdown")[0] == "Text\nYOUR ANSWER HERE"
     assert strip_blocks("a = 1\n### BEGIN HIDDEN TESTS\nassert a\n### END HIDDEN TESTS\nb = 2")[0] == "a = 1\nb = 2"
 
 
-@pytest.mark.parametrize("source, words", [
-    ("x = 1\n### END SOLUTION", "no matching '### BEGIN SOLUTION'"),
-    ("### BEGIN SOLUTION\nx = 1", "never closed"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n### END SOLUTION", "nested"),
-    ("### BEGIN SOLUTION\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n### END SOLUTION", "nested"),
-    ("### BEGIN SOLUTION\nx = 1\n### END HIDDEN TESTS", "no matching '### BEGIN HIDDEN TESTS'"),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("x = 1\n### END SOLUTION", "no matching '### BEGIN SOLUTION'"),
+        ("### BEGIN SOLUTION\nx = 1", "never closed"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n### END SOLUTION", "nested"),
+        ("### BEGIN SOLUTION\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n### END SOLUTION", "nested"),
+        ("### BEGIN SOLUTION\nx = 1\n### END HIDDEN TESTS", "no matching '### BEGIN HIDDEN TESTS'"),
+    ],
+)
 def test_unbalanced_or_nested_markers_are_refused_with_the_line(source, words):
     with pytest.raises(InputError, match=words) as info:
         find_blocks(source, "nb.ipynb: cell 3: ")
@@ -223,12 +259,14 @@ def test_release_of_a_small_notebook(fakes):
     cells = released.cells
     assert cells[1].outputs and cells[1].execution_count == 1  # before the first exercise: kept
     assert all(c.outputs == [] and c.execution_count is None for c in cells[2:] if c.cell_type == "code")
-    assert cells[2].source == 'def add(a, b):\n    """Return a + b."""\n    # YOUR CODE HERE\n    raise NotImplementedError()'
+    assert (
+        cells[2].source
+        == 'def add(a, b):\n    """Return a + b."""\n    # YOUR CODE HERE\n    raise NotImplementedError()'
+    )
     assert cells[5].source == "Why?\nYOUR ANSWER HERE"
     assert cells[6].source == "assert add(2, 3) == 5"
     assert "total = a + b" in source.cells[2].source  # the input is not modified
-    assert solution_blocks(source) == {"add": ["    total = a + b", "    return total"],
-                                       "why": ["Because 2 + 3 = 5."]}
+    assert solution_blocks(source) == {"add": ["    total = a + b", "    return total"], "why": ["Because 2 + 3 = 5."]}
 
 
 def test_solution_cell_without_markers_is_replaced_whole_like_nbgrader():
@@ -292,16 +330,19 @@ def test_command_line(fakes, tmp_path, capsys):
     args = parser.parse_args(["release", *map(str, fakes), "--out", str(tmp_path / "o")])
     assert args.func(args) == 0
     assert "released" in capsys.readouterr().out
-    proc = subprocess.run([sys.executable, "-m", "course_nst.release", str(tmp_path / "nope.ipynb"),
-                           "--out", str(tmp_path / "o2")], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "course_nst.release", str(tmp_path / "nope.ipynb"), "--out", str(tmp_path / "o2")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().endswith("no such notebook")
 
 
 def test_released_small_notebook_runs_to_the_end_reporting_not_implemented(fakes, tmp_path):
     release_notebooks(fakes[1:], tmp_path / "o")
     nb = nbformat.read(tmp_path / "o" / fakes[1].name, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     texts = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells]
     assert "not implemented yet" in texts[2]
     assert texts[3].strip() == "2.0"  # the cell after the exercise uses the tested version
@@ -336,8 +377,9 @@ def test_a_released_course_notebook_runs_to_the_end_with_checks_saying_not_imple
     """One notebook end to end (they take a minute or more each): every cell runs, each check says so."""
     summary = release_notebooks([path], tmp_path)
     nb = nbformat.read(summary.released[0], as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(Path(path).parent)}}
+    ).execute()
     checks = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").endswith("_check")]
     assert checks
     for cell in checks:

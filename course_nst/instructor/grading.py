@@ -113,11 +113,37 @@ from course_nst import costs
 #: Top-level packages whose imports, written in the notebook's cells above an exercise, are repeated in
 #: the grading kernel (importing them runs only their own, installed code). The one list: the notebook
 #: tests import it from here.
-IMPORTABLE = frozenset({"course_nst", "torch", "torchvision", "numpy", "math", "random", "collections",
-                        "itertools", "functools", "typing", "dataclasses", "matplotlib", "PIL", "scipy"})
+IMPORTABLE = frozenset(
+    {
+        "course_nst",
+        "torch",
+        "torchvision",
+        "numpy",
+        "math",
+        "random",
+        "collections",
+        "itertools",
+        "functools",
+        "typing",
+        "dataclasses",
+        "matplotlib",
+        "PIL",
+        "scipy",
+    }
+)
 
-STATUSES = ("passed", "failed", "not implemented", "missing", "syntax error", "timed out",
-            "crashed", "exited", "tampered", "error")
+STATUSES = (
+    "passed",
+    "failed",
+    "not implemented",
+    "missing",
+    "syntax error",
+    "timed out",
+    "crashed",
+    "exited",
+    "tampered",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -244,8 +270,11 @@ def expected_exercises(path: str | Path, nb: NotebookNode | None, registry: Mapp
     """
     stem = Path(path).stem
     present = set(_cells_by_grade_id(nb)) if nb is not None else set()
-    notebooks = {_stem(e.notebook) for e in registry.values()
-                 if e.grade_id in present or (_stem(e.notebook) and stem.startswith(_stem(e.notebook)))}
+    notebooks = {
+        _stem(e.notebook)
+        for e in registry.values()
+        if e.grade_id in present or (_stem(e.notebook) and stem.startswith(_stem(e.notebook)))
+    }
     return [e for e in registry.values() if _stem(e.notebook) in notebooks]
 
 
@@ -287,11 +316,13 @@ def _describe_raise(info: dict) -> str:
     return f"your function raised {info.get('type')}: {info.get('message')}{where}"
 
 
-_SIGNALS = {int(signal.SIGKILL): "was killed (over the memory limit, or killed from outside)",
-            int(signal.SIGXCPU): "used up its CPU-time limit",
-            int(signal.SIGSEGV): "crashed in native code (segmentation fault)",
-            int(signal.SIGABRT): "aborted (a crash in native code)",
-            int(signal.SIGXFSZ): "wrote a file over the size limit"}
+_SIGNALS = {
+    int(signal.SIGKILL): "was killed (over the memory limit, or killed from outside)",
+    int(signal.SIGXCPU): "used up its CPU-time limit",
+    int(signal.SIGSEGV): "crashed in native code (segmentation fault)",
+    int(signal.SIGABRT): "aborted (a crash in native code)",
+    int(signal.SIGXFSZ): "wrote a file over the size limit",
+}
 
 
 class Kernel:
@@ -314,11 +345,14 @@ class Kernel:
             if sig == signal.SIGKILL:
                 what = f"was killed (over the memory limit of {self.config.memory_mb} MB?)"
             return KernelGone("crashed", f"the kernel {what} {self.phase}")
-        return KernelGone("exited", f"the student's code ended the kernel process itself (os._exit or "
-                                    f"similar, exit status {rc}) {self.phase}")
+        return KernelGone(
+            "exited",
+            f"the student's code ended the kernel process itself (os._exit or similar, exit status {rc}) {self.phase}",
+        )
 
-    def request(self, header: dict, blobs: list[bytes] | None = None,
-                timeout: float | None = None) -> tuple[dict, list]:
+    def request(
+        self, header: dict, blobs: list[bytes] | None = None, timeout: float | None = None
+    ) -> tuple[dict, list]:
         try:
             write_frame(self.proc.stdin, header, blobs)  # type: ignore[arg-type]
         except (BrokenPipeError, OSError, ValueError):
@@ -327,13 +361,15 @@ class Kernel:
         try:
             reply, data = read_frame_fd(self.proc.stdout.fileno(), deadline)  # type: ignore[union-attr]
         except TimeoutError:
-            raise KernelGone("timed out", f"timed out after {self.config.timeout:g} s ({self.phase}; "
-                                          "an infinite loop?)") from None
+            raise KernelGone(
+                "timed out", f"timed out after {self.config.timeout:g} s ({self.phase}; an infinite loop?)"
+            ) from None
         except EOFError:
             raise self._gone() from None
         except (ProtocolError, ValueError):
-            raise KernelGone("error", "the kernel sent a malformed reply (the exercise cell interfered with "
-                                      "the grader's connection)") from None
+            raise KernelGone(
+                "error", "the kernel sent a malformed reply (the exercise cell interfered with the grader's connection)"
+            ) from None
         calls = reply.get("reference_calls")
         if isinstance(calls, list):
             self.reference_calls += [str(c)[:200] for c in calls]
@@ -471,8 +507,15 @@ def _hidden_paths(config: GradeConfig, notebook: str | Path | None) -> list[str]
     return hide
 
 
-def _run_in_kernel(source: str, exercise: Any, registry: Mapping[str, Any], config: GradeConfig,
-                   imports: Sequence[str], sandbox: Sandbox, hide: Sequence[str]) -> tuple[str, str]:
+def _run_in_kernel(
+    source: str,
+    exercise: Any,
+    registry: Mapping[str, Any],
+    config: GradeConfig,
+    imports: Sequence[str],
+    sandbox: Sandbox,
+    hide: Sequence[str],
+) -> tuple[str, str]:
     references = sorted({e.function for e in registry.values() if e.function != exercise.function})
     cpu = config.cpu_seconds or int(max(config.timeout, config.setup_timeout) + 10 * config.timeout)
     scratch = Path(tempfile.mkdtemp(prefix="course-nst-grade-"))
@@ -481,9 +524,16 @@ def _run_in_kernel(source: str, exercise: Any, registry: Mapping[str, Any], conf
     proc = start_kernel(sandbox, scratch, cpu, hide, sys_path)
     kernel = Kernel(proc, config, sandbox.kind == "bubblewrap")
     try:
-        setup = {"op": "setup", "sys_path": sys_path, "standard_imports": STANDARD_IMPORTS, "imports": list(imports),
-                 "references": references, "function": exercise.function, "source": _python(source),
-                 "memory_mb": int(config.memory_mb)}
+        setup = {
+            "op": "setup",
+            "sys_path": sys_path,
+            "standard_imports": STANDARD_IMPORTS,
+            "imports": list(imports),
+            "references": references,
+            "function": exercise.function,
+            "source": _python(source),
+            "memory_mb": int(config.memory_mb),
+        }
         ready, _ = kernel.request(setup, timeout=max(config.timeout, config.setup_timeout))
         if ready.get("op") != "ready":
             return "error", "the kernel sent an unexpected reply"
@@ -500,8 +550,11 @@ def _judge(kernel: Kernel, ready: dict, exercise: Any) -> tuple[str, str]:
     cell_error = ready.get("cell_error") if isinstance(ready.get("cell_error"), dict) else None
     kind = ready.get("kind")
     if kind in ("missing", "not callable"):
-        why = (f"the cell does not define a function named {function} (renamed?)" if kind == "missing"
-               else f"{function} is a {ready.get('type')}, not a function")
+        why = (
+            f"the cell does not define a function named {function} (renamed?)"
+            if kind == "missing"
+            else f"{function} is a {ready.get('type')}, not a function"
+        )
         if cell_error:
             why = f"running the cell raised {cell_error.get('type')}: {cell_error.get('message')}; {why}"
         return "missing", _shorten(why)
@@ -518,16 +571,19 @@ def _judge(kernel: Kernel, ready: dict, exercise: Any) -> tuple[str, str]:
         problems, not_implemented = [], True
     except StudentRaised as e:
         problems, not_implemented = [_describe_raise(e.remote)], False
-    except Exception as e:  # noqa: BLE001 - the checker itself failed: a zero, said to be the grader's
-        return "error", _shorten(f"the checker raised {type(e).__name__}: {e} (a grader problem, or a result "
-                                 "it cannot handle)")
+    except Exception as e:
+        return "error", _shorten(
+            f"the checker raised {type(e).__name__}: {e} (a grader problem, or a result it cannot handle)"
+        )
     else:
         not_implemented = False
     if not kernel.intact:
         return "tampered", "the exercise cell removed the grader's call tracing in the kernel"
     if kernel.reference_calls:
-        return "failed", _shorten(f"{function} calls the package's reference implementation "
-                                  f"({kernel.reference_calls[0]}); write your own code")
+        return "failed", _shorten(
+            f"{function} calls the package's reference implementation "
+            f"({kernel.reference_calls[0]}); write your own code"
+        )
     if not_implemented:
         return "not implemented", "not implemented yet"
     if problems:
@@ -548,7 +604,7 @@ def _python(source: str) -> str:
         from IPython.core.inputtransformer2 import TransformerManager
 
         return TransformerManager().transform_cell(source)
-    except Exception:  # noqa: BLE001 - fall back to plain Python
+    except Exception:
         return source
 
 
@@ -586,10 +642,17 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def grade_exercise(student_source: str, exercise: Any, registry: Mapping[str, Any],
-                   config: GradeConfig = GradeConfig(), imports: Sequence[str] = (), *,
-                   notebook: str | Path | None = None, sandbox: Sandbox | None = None,
-                   checkers: Checkers | None = None) -> tuple[str, str]:
+def grade_exercise(
+    student_source: str,
+    exercise: Any,
+    registry: Mapping[str, Any],
+    config: GradeConfig = GradeConfig(),
+    imports: Sequence[str] = (),
+    *,
+    notebook: str | Path | None = None,
+    sandbox: Sandbox | None = None,
+    checkers: Checkers | None = None,
+) -> tuple[str, str]:
     """Grade one exercise cell's source; returns ``(status, reason)``. Never raises for student code.
 
     ``imports``: import statements to run before the student's cell (see :func:`notebook_imports`);
@@ -604,9 +667,10 @@ def grade_exercise(student_source: str, exercise: Any, registry: Mapping[str, An
         return "error", _shorten("the checker is not trusted: " + "; ".join(tampered))
     sandbox = sandbox or find_sandbox(config.sandbox)
     try:
-        result = _run_in_kernel(student_source, exercise, registry, config, imports, sandbox,
-                                _hidden_paths(config, notebook))
-    except Exception as e:  # noqa: BLE001 - never crash the grader
+        result = _run_in_kernel(
+            student_source, exercise, registry, config, imports, sandbox, _hidden_paths(config, notebook)
+        )
+    except Exception as e:
         return "error", _shorten(f"the grader could not run this exercise: {type(e).__name__}: {e}")
     tampered = checkers.problems()
     if tampered:
@@ -620,14 +684,19 @@ def _read_notebook(path: Path) -> tuple[NotebookNode | None, str | None]:
             return nbformat.read(f, as_version=4), None
     except FileNotFoundError:
         return None, "the file does not exist"
-    except Exception as e:  # noqa: BLE001 - a broken file is a zero, not a crash
+    except Exception as e:
         return None, _shorten(f"not a readable notebook ({type(e).__name__}: {e})", 200)
 
 
-def grade_notebook(path: str | Path, config: GradeConfig = GradeConfig(),
-                   registry: Mapping[str, Any] | None = None,
-                   only: Iterable[str] | None = None, *, sandbox: Sandbox | None = None,
-                   checkers: Checkers | None = None) -> list[Score]:
+def grade_notebook(
+    path: str | Path,
+    config: GradeConfig = GradeConfig(),
+    registry: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
+    *,
+    sandbox: Sandbox | None = None,
+    checkers: Checkers | None = None,
+) -> list[Score]:
     """Grade every exercise of one student notebook; one :class:`Score` per exercise. Never raises
     for a broken notebook (an unknown ``only`` grade_id is an :class:`InputError`)."""
     registry = load_registry(config) if registry is None else registry
@@ -659,13 +728,31 @@ def grade_notebook(path: str | Path, config: GradeConfig = GradeConfig(),
             source = cell.get("source", "")
             source = "".join(source) if isinstance(source, list) else str(source)
             try:
-                status, reason = grade_exercise(source, ex, registry, config, notebook_imports(nb, cell),
-                                                notebook=path, sandbox=sandbox, checkers=checkers)
-            except Exception as e:  # noqa: BLE001 - last line of defence
+                status, reason = grade_exercise(
+                    source,
+                    ex,
+                    registry,
+                    config,
+                    notebook_imports(nb, cell),
+                    notebook=path,
+                    sandbox=sandbox,
+                    checkers=checkers,
+                )
+            except Exception as e:
                 status, reason = "error", _shorten(f"internal grader error: {type(e).__name__}: {e}")
         points = float(ex.points)
-        scores.append(Score(str(path), ex.grade_id, ex.function, points if status == "passed" else 0.0,
-                            points, status, reason, round(time.perf_counter() - start, 2)))
+        scores.append(
+            Score(
+                str(path),
+                ex.grade_id,
+                ex.function,
+                points if status == "passed" else 0.0,
+                points,
+                status,
+                reason,
+                round(time.perf_counter() - start, 2),
+            )
+        )
     return scores
 
 
@@ -683,10 +770,16 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def grade_notebooks(paths: Iterable[str | Path], config: GradeConfig = GradeConfig(),
-                    registry: Mapping[str, Any] | None = None,
-                    only: Iterable[str] | None = None, progress: Any = None, *,
-                    sandbox: Sandbox | None = None, checkers: Checkers | None = None) -> list[Score]:
+def grade_notebooks(
+    paths: Iterable[str | Path],
+    config: GradeConfig = GradeConfig(),
+    registry: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
+    progress: Any = None,
+    *,
+    sandbox: Sandbox | None = None,
+    checkers: Checkers | None = None,
+) -> list[Score]:
     """Grade several notebooks (folders are searched for ``*.ipynb``)."""
     registry = load_registry(config) if registry is None else registry
     sandbox = sandbox or find_sandbox(config.sandbox)
@@ -744,9 +837,9 @@ def write_json(scores: Sequence[Score], path: str | Path) -> None:
         t = totals.setdefault(s.notebook, {"score": 0.0, "max_score": 0.0})
         t["score"] += s.score
         t["max_score"] += s.max_score
-    Path(path).write_text(json.dumps({"scores": [asdict(s) for s in scores], "totals": totals},
-                                     indent=2) + "\n", encoding="utf-8")
-
+    Path(path).write_text(
+        json.dumps({"scores": [asdict(s) for s in scores], "totals": totals}, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def check_writable(path: str | Path, option: str) -> None:
@@ -779,22 +872,45 @@ def add_grade_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
 
 def fill_grade_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("notebooks", nargs="+", metavar="STUDENT_NOTEBOOK",
-                   help="student notebooks, or folders to search for *.ipynb")
+    p.add_argument(
+        "notebooks", nargs="+", metavar="STUDENT_NOTEBOOK", help="student notebooks, or folders to search for *.ipynb"
+    )
     p.add_argument("--csv", metavar="FILE", help="also write the scores as CSV")
     p.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds an exercise cell (and each call of its function) may run (default 60)")
-    p.add_argument("--memory-mb", type=int, default=4096, metavar="MB",
-                   help="memory an exercise may use beyond torch itself (default 4096)")
-    p.add_argument("--exercise", action="append", metavar="GRADE_ID",
-                   help="grade only this exercise (repeatable)")
-    p.add_argument("--registry", default="course_nst.checks", metavar="MODULE",
-                   help="module that defines EXERCISES (default course_nst.checks)")
-    p.add_argument("--sandbox", default="auto", choices=["auto", "bubblewrap", "none"],
-                   help="auto (default: bubblewrap where it works), bubblewrap (required) or none")
-    p.add_argument("--hide", action="append", default=[], metavar="PATH",
-                   help="a file or folder student code must not see (answer keys; repeatable)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds an exercise cell (and each call of its function) may run (default 60)",
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=4096,
+        metavar="MB",
+        help="memory an exercise may use beyond torch itself (default 4096)",
+    )
+    p.add_argument("--exercise", action="append", metavar="GRADE_ID", help="grade only this exercise (repeatable)")
+    p.add_argument(
+        "--registry",
+        default="course_nst.checks",
+        metavar="MODULE",
+        help="module that defines EXERCISES (default course_nst.checks)",
+    )
+    p.add_argument(
+        "--sandbox",
+        default="auto",
+        choices=["auto", "bubblewrap", "none"],
+        help="auto (default: bubblewrap where it works), bubblewrap (required) or none",
+    )
+    p.add_argument(
+        "--hide",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file or folder student code must not see (answer keys; repeatable)",
+    )
     p.set_defaults(func=run_grade)
 
 
@@ -807,14 +923,26 @@ def run_grade(args: argparse.Namespace) -> int:
     for option in ("csv", "json"):
         if getattr(args, option, None):
             check_writable(getattr(args, option), f"--{option}")
-    config = GradeConfig(registry=args.registry, timeout=args.timeout, memory_mb=args.memory_mb,
-                         sandbox=getattr(args, "sandbox", "auto"), hide=tuple(getattr(args, "hide", []) or []))
+    config = GradeConfig(
+        registry=args.registry,
+        timeout=args.timeout,
+        memory_mb=args.memory_mb,
+        sandbox=getattr(args, "sandbox", "auto"),
+        hide=tuple(getattr(args, "hide", []) or []),
+    )
     registry = load_registry(config)
     paths = _expand(args.notebooks)
     sandbox = find_sandbox(config.sandbox)
     checkers = Checkers.of(config)
-    scores = grade_notebooks(paths, config, registry, args.exercise, sandbox=sandbox, checkers=checkers,
-                             progress=lambda m: print(m, file=sys.stderr, flush=True))
+    scores = grade_notebooks(
+        paths,
+        config,
+        registry,
+        args.exercise,
+        sandbox=sandbox,
+        checkers=checkers,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print(format_report(scores, [sandbox.note, checkers.note]))
     try:
         if args.csv:

@@ -22,8 +22,17 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-__all__ = ["DTYPES", "MAX_BLOB_BYTES", "MAX_HEADER_BYTES", "ProtocolError", "decode", "encode",
-           "read_frame", "read_frame_fd", "write_frame"]
+__all__ = [
+    "DTYPES",
+    "MAX_BLOB_BYTES",
+    "MAX_HEADER_BYTES",
+    "ProtocolError",
+    "decode",
+    "encode",
+    "read_frame",
+    "read_frame_fd",
+    "write_frame",
+]
 
 MAX_HEADER_BYTES = 16 * 2**20
 MAX_BLOB_BYTES = 512 * 2**20
@@ -32,9 +41,18 @@ MAX_ITEMS = 100_000
 
 #: The tensor dtypes that may cross, by name.
 DTYPES: dict[str, torch.dtype] = {
-    "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64,
-    "int8": torch.int8, "int16": torch.int16, "int32": torch.int32, "int64": torch.int64,
-    "uint8": torch.uint8, "bool": torch.bool, "complex64": torch.complex64, "complex128": torch.complex128,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+    "complex64": torch.complex64,
+    "complex128": torch.complex128,
 }
 
 
@@ -135,23 +153,35 @@ def encode(value: Any, blobs: list[bytes], handle_of: Any = None, depth: int = 0
         if name not in DTYPES or value.layout != torch.strided or value.is_quantized:
             return {"object": f"Tensor({name})"}
         blobs.append(_tensor_bytes(value))
-        return {"tensor": len(blobs) - 1, "dtype": name, "shape": list(value.shape),
-                "requires_grad": bool(value.requires_grad),
-                "handle": handle_of(value) if handle_of is not None and value.requires_grad else None}
+        return {
+            "tensor": len(blobs) - 1,
+            "dtype": name,
+            "shape": list(value.shape),
+            "requires_grad": bool(value.requires_grad),
+            "handle": handle_of(value) if handle_of is not None and value.requires_grad else None,
+        }
     if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
         name = str(array.dtype)
         if name not in DTYPES or name == "bfloat16":
             return {"object": type(value).__name__}
         blobs.append(np.ascontiguousarray(array).tobytes())
-        return {"ndarray": len(blobs) - 1, "dtype": name, "shape": list(array.shape),
-                "scalar": isinstance(value, np.generic)}
+        return {
+            "ndarray": len(blobs) - 1,
+            "dtype": name,
+            "shape": list(array.shape),
+            "scalar": isinstance(value, np.generic),
+        }
     if isinstance(value, (list, tuple)):
         key = "list" if isinstance(value, list) else "tuple"
         return {key: [encode(v, blobs, handle_of, depth + 1) for v in list(value)[:MAX_ITEMS]]}
     if isinstance(value, dict):
-        return {"dict": [[encode(k, blobs, None, depth + 1), encode(v, blobs, handle_of, depth + 1)]
-                         for k, v in list(value.items())[:MAX_ITEMS]]}
+        return {
+            "dict": [
+                [encode(k, blobs, None, depth + 1), encode(v, blobs, handle_of, depth + 1)]
+                for k, v in list(value.items())[:MAX_ITEMS]
+            ]
+        }
     return {"object": type(value).__name__}
 
 

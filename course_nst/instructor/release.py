@@ -86,8 +86,17 @@ _MARKER = re.compile(r"^(?P<indent>\s*)#+\s*(?P<kind>BEGIN|END)\s+(?P<what>SOLUT
 _NEAR_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)[\s_-]*(SOLUTIONS?|HIDDEN[\s_-]*TESTS?)\b", re.IGNORECASE)
 _NEAR_MARKER_LOOSE = re.compile(r"^\s*#+.*\b(BEGIN|END)\b.*\b(SOLUTIONS?|HIDDEN)\b", re.IGNORECASE)
 
-_NBGRADER_KEYS = {"schema_version", "grade", "locked", "solution", "task", "grade_id", "points", "checksum",
-                  "cell_type"}
+_NBGRADER_KEYS = {
+    "schema_version",
+    "grade",
+    "locked",
+    "solution",
+    "task",
+    "grade_id",
+    "points",
+    "checksum",
+    "cell_type",
+}
 _GRADE_ID = re.compile(r"^[a-zA-Z0-9_\-]*$")
 
 
@@ -143,15 +152,13 @@ def find_blocks(source: str, where: str = "") -> list[Block]:
         else:
             if open_ is None or open_[0] != what:
                 raise InputError(
-                    f"{where}'### END {what}' at line {lineno + 1} has no matching "
-                    f"'### BEGIN {what}' before it"
+                    f"{where}'### END {what}' at line {lineno + 1} has no matching '### BEGIN {what}' before it"
                 )
             blocks.append(Block(what, open_[1], lineno, open_[2]))
             open_ = None
     if open_ is not None:
         raise InputError(
-            f"{where}'### BEGIN {open_[0]}' at line {open_[1] + 1} is never closed; "
-            f"add '### END {open_[0]}'"
+            f"{where}'### BEGIN {open_[0]}' at line {open_[1] + 1} is never closed; add '### END {open_[0]}'"
         )
     return blocks
 
@@ -302,8 +309,13 @@ def solutions_notebook(nb: NotebookNode, name: str = "notebook") -> NotebookNode
 
 def answer_key_markdown(notebooks: Iterable[tuple[str, NotebookNode]]) -> str:
     """A Markdown answer key: the solution of every exercise, notebook by notebook."""
-    parts = ["# Answer key", "", "The solution of every exercise, as written between the "
-             "`### BEGIN SOLUTION` / `### END SOLUTION` markers of the solution notebooks.", ""]
+    parts = [
+        "# Answer key",
+        "",
+        "The solution of every exercise, as written between the "
+        "`### BEGIN SOLUTION` / `### END SOLUTION` markers of the solution notebooks.",
+        "",
+    ]
     for name, nb in notebooks:
         cells = dict((_grade_id(c) or f"cell-{i}", c) for i, c in exercise_cells(nb))
         if not cells:
@@ -335,7 +347,7 @@ def _read(path: Path) -> NotebookNode:
         raise InputError(f"{path}: no such notebook")
     try:
         return nbformat.read(path, as_version=4)
-    except Exception as e:  # noqa: BLE001 - reported in one line
+    except Exception as e:
         raise InputError(f"{path}: not a readable Jupyter notebook ({type(e).__name__}: {e})") from None
 
 
@@ -373,9 +385,7 @@ def _umask() -> int:
     return mask
 
 
-def release_notebooks(
-    paths: Sequence[str | Path], out_dir: str | Path, solutions: bool = False
-) -> ReleaseSummary:
+def release_notebooks(paths: Sequence[str | Path], out_dir: str | Path, solutions: bool = False) -> ReleaseSummary:
     """Write the student version of each notebook to ``out_dir`` (same file names).
 
     With ``solutions=True`` also writes ``out_dir/solutions/``: a clean copy of
@@ -453,11 +463,11 @@ def add_release_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 
 def _fill_release_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
-                   help="solution notebooks (default: notebooks/*.ipynb)")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="solution notebooks (default: notebooks/*.ipynb)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the student notebooks")
-    p.add_argument("--solutions", action="store_true",
-                   help="also write DIR/solutions/: clean solution notebooks and ANSWER_KEY.md")
+    p.add_argument(
+        "--solutions", action="store_true", help="also write DIR/solutions/: clean solution notebooks and ANSWER_KEY.md"
+    )
     p.set_defaults(func=run_release)
 
 

@@ -59,9 +59,23 @@ class Sandbox:
 def bwrap_works(bwrap: str) -> bool:
     """Whether ``bwrap`` can create the namespaces here (it needs unprivileged user namespaces or root)."""
     try:
-        proc = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                               "--unshare-all", "--die-with-parent", "true"],
-                              capture_output=True, timeout=30)
+        proc = subprocess.run(
+            [
+                bwrap,
+                "--ro-bind",
+                "/",
+                "/",
+                "--dev",
+                "/dev",
+                "--proc",
+                "/proc",
+                "--unshare-all",
+                "--die-with-parent",
+                "true",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return proc.returncode == 0
@@ -74,17 +88,25 @@ def find_sandbox(wanted: str = "auto") -> Sandbox:
     if wanted not in ("auto", "bubblewrap", "none"):
         raise InputError(f"unknown sandbox {wanted!r}; use auto, bubblewrap or none")
     if wanted == "none":
-        return Sandbox("none", "sandbox: none (--sandbox none): student code ran with resource limits only; "
-                               "verdicts were computed by the grader")
+        return Sandbox(
+            "none",
+            "sandbox: none (--sandbox none): student code ran with resource limits only; "
+            "verdicts were computed by the grader",
+        )
     bwrap = shutil.which("bwrap")
     if bwrap and bwrap_works(bwrap):
-        return Sandbox("bubblewrap", "sandbox: bubblewrap (read-only file system, solutions hidden, no network, "
-                                     "own PID namespace, hard memory/CPU limits)")
+        return Sandbox(
+            "bubblewrap",
+            "sandbox: bubblewrap (read-only file system, solutions hidden, no network, "
+            "own PID namespace, hard memory/CPU limits)",
+        )
     why = "bubblewrap (bwrap) is not installed" if not bwrap else "bubblewrap cannot create namespaces here"
     if wanted == "bubblewrap":
         raise InputError(f"--sandbox bubblewrap: {why}; install the bubblewrap package")
-    return Sandbox("none", f"sandbox: none ({why}): student code ran with resource limits only; "
-                           "verdicts were computed by the grader")
+    return Sandbox(
+        "none",
+        f"sandbox: none ({why}): student code ran with resource limits only; verdicts were computed by the grader",
+    )
 
 
 def _hideable(path: Path, keep: Sequence[Path]) -> bool:
@@ -99,8 +121,10 @@ def kernel_command(sandbox: Sandbox, scratch: Path, hide: Sequence[str | Path] =
         return python
     import course_nst
 
-    keep = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix, Path(course_nst.__file__).parent,
-                                         Path(sys.executable).parent)]
+    keep = [
+        Path(p).resolve()
+        for p in (sys.prefix, sys.base_prefix, Path(course_nst.__file__).parent, Path(sys.executable).parent)
+    ]
     keep += [Path(p).resolve() for p in sys.path if p and Path(p).is_dir()]
     cmd = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for folder in ALWAYS_HIDDEN:
@@ -115,9 +139,25 @@ def kernel_command(sandbox: Sandbox, scratch: Path, hide: Sequence[str | Path] =
                 cmd += ["--ro-bind", "/dev/null", str(f)]
         elif p.is_file():
             cmd += ["--ro-bind", "/dev/null", str(p)]
-    cmd += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch),
-            "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--setenv", "HOME", str(scratch), "--setenv", "TMPDIR", str(scratch), "--"]
+    cmd += [
+        "--bind",
+        str(scratch),
+        str(scratch),
+        "--chdir",
+        str(scratch),
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--setenv",
+        "HOME",
+        str(scratch),
+        "--setenv",
+        "TMPDIR",
+        str(scratch),
+        "--",
+    ]
     return cmd + python
 
 
@@ -126,19 +166,34 @@ def _limit_cpu(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def start_kernel(sandbox: Sandbox, scratch: Path, cpu_seconds: int, hide: Sequence[str | Path] = (),
-                 sys_path: Sequence[str] = ()) -> subprocess.Popen:
+def start_kernel(
+    sandbox: Sandbox, scratch: Path, cpu_seconds: int, hide: Sequence[str | Path] = (), sys_path: Sequence[str] = ()
+) -> subprocess.Popen:
     """Start the kernel in its sandbox, in a new session (so :func:`stop_kernel` reaches it all)."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(HOME=str(scratch), TMPDIR=str(scratch), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env.update(
+        HOME=str(scratch),
+        TMPDIR=str(scratch),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        PYTHONHASHSEED="0",
+    )
     token = "course-nst-kernel-" + secrets.token_hex(8)
     env["COURSE_NST_KERNEL"] = token
     if sys_path:
         env["PYTHONPATH"] = os.pathsep.join([*sys_path, *filter(None, [env.get("PYTHONPATH")])])
-    proc = subprocess.Popen(kernel_command(sandbox, scratch, hide), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, cwd=scratch, env=env, start_new_session=True,
-                            preexec_fn=lambda: _limit_cpu(cpu_seconds))
+    proc = subprocess.Popen(
+        kernel_command(sandbox, scratch, hide),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=scratch,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: _limit_cpu(cpu_seconds),
+    )
     proc.course_nst_token = token  # type: ignore[attr-defined]
     return proc
 

@@ -73,14 +73,16 @@ def _from_git(files: list[Path]) -> dict[Path, str]:
         return {}
     folder = files[0].parent
     try:
-        top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
-                             text=True, timeout=20)
+        top = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=20
+        )
         if top.returncode != 0:
             return {}
         root = Path(top.stdout.strip()).resolve()
         rel = [str(f.resolve().relative_to(root)) for f in files]
-        tree = subprocess.run(["git", "-C", str(root), "ls-tree", "HEAD", "--", *rel], capture_output=True,
-                              text=True, timeout=20)
+        tree = subprocess.run(
+            ["git", "-C", str(root), "ls-tree", "HEAD", "--", *rel], capture_output=True, text=True, timeout=20
+        )
     except (OSError, ValueError, subprocess.SubprocessError):
         return {}
     by_rel = dict(zip(rel, files, strict=True))
@@ -125,4 +127,3 @@ def problems(recorded: Mapping[Path, str], trusted: Mapping[Path, str]) -> list[
     if untracked:
         found.append(f"checker file {untracked[0]} is not in the trusted reference")
     return found
-
