@@ -106,7 +106,7 @@ def load_image(source: ImageSource, max_size: int | None = None) -> torch.Tensor
     return image.contiguous()
 
 
-def check_max_size(max_size) -> None:
+def check_max_size(max_size: object) -> None:
     if max_size is None:
         return
     if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)):
@@ -162,6 +162,7 @@ def _decode(stream: io.BytesIO, what: str, max_size: int | None = None) -> Image
     The size is checked before decoding: a JPEG is decoded at a reduced scale when it is larger than
     ``max_size`` or :data:`MAX_PIXELS`; any other file over :data:`MAX_PIXELS` is refused.
     """
+    image: Image.Image | None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -172,6 +173,7 @@ def _decode(stream: io.BytesIO, what: str, max_size: int | None = None) -> Image
         image = None
     if image is None or image.width * image.height > MAX_PIXELS or max_size is not None:
         image = _reduce_while_decoding(stream, image, what, max_size)
+    assert image is not None  # _reduce_while_decoding returns an image or raises
     try:
         image.load()  # force the full decode now: a truncated file fails here
     except (OSError, SyntaxError, ValueError) as error:
@@ -219,7 +221,7 @@ def _from_pil(image: Image.Image) -> torch.Tensor:
     if mode == "F":
         return _from_array(np.asarray(image, dtype=np.float32))
     if mode == "P":
-        has_alpha = "transparency" in image.info or image.palette.mode == "RGBA"
+        has_alpha = "transparency" in image.info or (image.palette is not None and image.palette.mode == "RGBA")
         image = image.convert("RGBA" if has_alpha else "RGB")
     elif mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         image = image.convert("RGBA")
@@ -295,7 +297,8 @@ def _to_unit_float(values: np.ndarray, what: str) -> np.ndarray:
         raise InputError(
             f"float {what} values go down to {low:.4g}, but [0, 1] is expected; undo any mean/std normalisation first"
         )
-    return np.clip(values, 0.0, 1.0)
+    clipped: np.ndarray = np.clip(values, 0.0, 1.0)
+    return clipped
 
 
 def _finish(x: torch.Tensor) -> torch.Tensor:
@@ -340,7 +343,7 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(pixels, mode="RGB")
 
 
-def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
+def save_image(image: torch.Tensor, path: str | os.PathLike[str]) -> Path:
     """Write a ``[1, 3, H, W]`` or ``[3, H, W]`` tensor to ``path`` and return the path.
 
     The format follows the extension (``.png``, ``.jpg``, ...). Values are

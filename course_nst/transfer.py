@@ -196,15 +196,17 @@ class StyleTransferObjective:
         with torch.inference_mode():
             # the shape of every layer used, for the generated image's size (one pass)
             probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), self.layers) if self.layers else {}
-            self.a_C = self._features(content.to(dev), [content_layer])[content_layer].clone() if self.use_content else None
+            self.a_C: Tensor | None = None
+            if content is not None and self.use_content:
+                self.a_C = self._features(content.to(dev), [content_layer])[content_layer].clone()
             self.gram_S: dict[str, Tensor] = {}
-            if self.use_style:
+            if style is not None and self.use_style:
                 acts_S = self._features(style.to(dev), list(self.style_layers))
                 # rescale G(S) by the layer's positions when the style image has another
                 # size (see costs.layer_style_cost)
                 for name, a_S in acts_S.items():
                     self.gram_S[name] = costs.style_target(a_S, probe[name].shape[2], probe[name].shape[3]).clone()
-        if self.use_content and self.a_C.shape != probe[content_layer].shape:
+        if self.a_C is not None and self.a_C.shape != probe[content_layer].shape:
             raise InputError("the content image and the generated image must have the same size")
 
     def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
@@ -214,7 +216,7 @@ class StyleTransferObjective:
     def __call__(self, G: Tensor) -> dict[str, Tensor]:
         zero = G.new_zeros(())
         acts = self._features(G, self.layers) if self.layers else {}
-        J_content = costs.content_cost(self.a_C, acts[self.content_layer]) if self.use_content else zero
+        J_content = costs.content_cost(self.a_C, acts[self.content_layer]) if self.a_C is not None else zero
         J_style = zero
         for name, lam in self.style_layers.items():
             J_style = J_style + lam * costs.layer_style_cost(None, acts[name], gram_S=self.gram_S[name])
@@ -279,12 +281,14 @@ def stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
         weights = [2 ** (n_stages - 1 - i) for i in range(n_stages)]
         counts = [max(1, round(steps * w / sum(weights))) for w in weights[:-1]]
         return [*counts, max(1, steps - sum(counts))]
-    steps = list(steps)
-    if len(steps) != n_stages:
-        raise InputError(f"steps has {len(steps)} entries but the schedule has {n_stages} stages; give one per stage")
-    for n in steps:
+    if isinstance(steps, int):  # a bool
+        raise InputError(f"steps must be an integer > 0, got {steps!r}")
+    counts = list(steps)
+    if len(counts) != n_stages:
+        raise InputError(f"steps has {len(counts)} entries but the schedule has {n_stages} stages; give one per stage")
+    for n in counts:
         _check_positive(n, "every entry of steps", integer=True)
-    return steps
+    return counts
 
 
 # --------------------------------------------------------------------------------------
@@ -382,7 +386,7 @@ def _optimise(
         record = {k: float(v.detach()) for k, v in terms.items()}
         if not math.isfinite(record["J"]):
             raise NonFiniteCostError(f"the cost became {record['J']}", Result(image=best[1]))
-        J.backward()
+        J.backward()  # type: ignore[no-untyped-call]
         image = G.detach().clamp(0, 1).cpu()
         curve.append(record["J"])
         if record["J"] < best[0]:

@@ -75,7 +75,7 @@ def png_bytes(image: Tensor, display_size: int | None = None) -> bytes:
     pil = to_pil(image.detach().cpu().clamp(0, 1))
     if display_size is not None and max(pil.size) < display_size:
         factor = display_size / max(pil.size)
-        pil = pil.resize((round(pil.size[0] * factor), round(pil.size[1] * factor)), Image.NEAREST)
+        pil = pil.resize((round(pil.size[0] * factor), round(pil.size[1] * factor)), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     pil.save(buf, format="PNG")
     return buf.getvalue()
@@ -194,7 +194,7 @@ class StyleTransferExplorer:
         from .transfer import initial_image
 
         content = _load(self.content, self.size)
-        return initial_image(init, content, tuple(content.shape[-2:]), self.seed)
+        return initial_image(init, content, (content.shape[-2], content.shape[-1]), self.seed)
 
     def _show_start(self, change: dict) -> None:
         self._show(self._start_image(change["new"]))

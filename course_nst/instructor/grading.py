@@ -733,7 +733,7 @@ def grade_notebook(
                     ex,
                     registry,
                     config,
-                    notebook_imports(nb, cell),
+                    notebook_imports(nb, cell) if nb is not None else [],
                     notebook=path,
                     sandbox=sandbox,
                     checkers=checkers,

@@ -106,7 +106,7 @@ SIMPLE = (bool, int, float, str)
 def rebuild_object(cls: type, state: dict) -> Any:
     """Unpickle an object from its class and ``__dict__`` (for optimizers, whose own pickling drops
     the attributes a checker adds, such as a call counter)."""
-    obj = cls.__new__(cls)
+    obj: Any = object.__new__(cls)
     obj.__dict__.update(state)
     return obj
 

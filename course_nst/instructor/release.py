@@ -47,6 +47,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -399,22 +400,22 @@ def release_notebooks(paths: Sequence[str | Path], out_dir: str | Path, solution
             with the same name, bad markers or metadata, or an output path that
             would overwrite a source notebook.
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise InputError("no notebooks to release; name them, e.g. notebooks/*.ipynb")
     out = Path(out_dir)
-    sources = {p.resolve() for p in paths}
-    names = [p.name for p in paths]
+    sources = {p.resolve() for p in files}
+    names = [p.name for p in files]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"two notebooks have the same name {dup[0]!r}; release them into different folders")
-    targets = [out / p.name for p in paths] + ([out / "solutions" / p.name for p in paths] if solutions else [])
+    targets = [out / p.name for p in files] + ([out / "solutions" / p.name for p in files] if solutions else [])
     for t in targets:
-        if t.resolve() in sources or _same_file_as_any(t, paths):
+        if t.resolve() in sources or _same_file_as_any(t, files):
             raise InputError(f"--out {out} would overwrite the source notebook {t}; choose another folder")
 
     released: list[tuple[Path, NotebookNode, NotebookNode]] = []
-    for p in paths:
+    for p in files:
         nb = _read(p)
         released.append((p, nb, release_notebook(nb, str(p))))
 
@@ -425,7 +426,7 @@ def release_notebooks(paths: Sequence[str | Path], out_dir: str | Path, solution
         raise InputError(f"cannot create the output folder {out}: {e.strerror}") from None
     for p, nb, student in released:
         target = out / p.name
-        _write_new(lambda t, nb=student: nbformat.write(nb, t), target)
+        _write_new(partial(nbformat.write, student), target)
         summary.released.append(target)
         summary.exercises[p.name] = [g for g in (_grade_id(c) for _, c in exercise_cells(nb)) if g]
     if solutions:
@@ -433,7 +434,7 @@ def release_notebooks(paths: Sequence[str | Path], out_dir: str | Path, solution
         sol.mkdir(exist_ok=True)
         for p, nb, _ in released:
             clean = solutions_notebook(nb, str(p))
-            _write_new(lambda t, nb=clean: nbformat.write(nb, t), sol / p.name)
+            _write_new(partial(nbformat.write, clean), sol / p.name)
             summary.solutions.append(sol / p.name)
         key = sol / "ANSWER_KEY.md"
         text = answer_key_markdown((p.name, nb) for p, nb, _ in released)
