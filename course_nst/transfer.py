@@ -17,13 +17,13 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import costs
+from . import controls, costs
 from .backbones import Backbone, load_backbone
 from .errors import InputError
 
@@ -133,6 +133,12 @@ class StyleTransferObjective:
 
     ``objective(G)`` returns a dict of 0-d tensors ``J, J_content, J_style, J_tv``; J is
     differentiable with respect to G. ``winograd``: see :func:`style_transfer`.
+
+    ``style`` may be one image or a list of images. Without ``masks``, their Gram matrices
+    are blended with ``style_weights`` (normalised to sum 1; default equal) into one target
+    per layer. With ``masks`` (one ``[1,1,H,W]`` mask per style, at the generated image's
+    size), style r is the target of the guided Gram matrix of region r, and each region's
+    cost is weighted by its style weight (normalised to average 1).
     """
 
     def __init__(
@@ -148,6 +154,8 @@ class StyleTransferObjective:
         tv_weight: float,
         out_shape: tuple[int, int],
         winograd: bool = False,
+        style_weights: Sequence[float] | None = None,
+        masks: Sequence[Tensor] | None = None,
     ):
         self.backbone = backbone
         self.winograd = bool(winograd)
@@ -167,17 +175,49 @@ class StyleTransferObjective:
             probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), self.layers) if self.layers else {}
             self.a_C = self._features(content.to(dev), [content_layer])[content_layer].clone() if self.use_content else None
             self.gram_S: dict[str, Tensor] = {}
+            # with masks: per layer, one (mask at the layer's size, target, weight) per region
+            self.regions: dict[str, list[tuple[Tensor, Tensor, float]]] = {}
             if self.use_style:
-                acts_S = self._features(style.to(dev), list(self.style_layers))
-                # rescale G(S) by the layer's positions when the style image has another
-                # size (see costs.layer_style_cost)
-                for name, a_S in acts_S.items():
-                    g = costs.gram_matrix(a_S)
-                    pos_S = a_S.shape[2] * a_S.shape[3]
-                    pos_G = probe[name].shape[2] * probe[name].shape[3]
-                    self.gram_S[name] = (g * (pos_G / pos_S)).clone()
+                self._style_targets(style, style_weights, masks, probe)
+        # the layer masks are used in autograd: normal tensors, not inference-mode ones
+        self.regions = {n: [(m.clone(), t, w) for m, t, w in rs] for n, rs in self.regions.items()}
         if self.use_content and self.a_C.shape != probe[content_layer].shape:
             raise InputError("the content image and the generated image must have the same size")
+
+    def _style_targets(
+        self,
+        style: Tensor | Sequence[Tensor],
+        style_weights: Sequence[float] | None,
+        masks: Sequence[Tensor] | None,
+        probe: Mapping[str, Tensor],
+    ) -> None:
+        styles = [style] if isinstance(style, Tensor) else list(style)
+        weights = controls.check_style_weights(style_weights, len(styles))
+        dev = self.backbone.device
+        grams: list[dict[str, Tensor]] = []
+        for S in styles:
+            acts_S = self._features(S.to(dev), list(self.style_layers))
+            # rescale G(S) by the layer's positions when the style image has another
+            # size (see costs.layer_style_cost)
+            grams.append({})
+            for name, a_S in acts_S.items():
+                pos_S = a_S.shape[2] * a_S.shape[3]
+                pos_G = probe[name].shape[2] * probe[name].shape[3]
+                grams[-1][name] = costs.gram_matrix(a_S) * (pos_G / pos_S)
+        for name in self.style_layers:
+            if masks is None:  # the blend: one target, the weighted mean of the Gram matrices
+                target = weights[0] * grams[0][name]
+                for w, g in zip(weights[1:], grams[1:], strict=True):
+                    target = target + w * g[name]
+                self.gram_S[name] = target.clone()
+                continue
+            self.regions[name] = []
+            pos_G = probe[name].shape[2] * probe[name].shape[3]
+            for w, g, mask in zip(weights, grams, masks, strict=True):
+                m = controls.layer_mask(mask.to(dev), tuple(probe[name].shape[-2:]))
+                # the region's share of the positions, counted as the guided Gram matrix counts them
+                share = float((m * m).sum()) / pos_G
+                self.regions[name].append((m.clone(), (g[name] * share).clone(), w * len(styles)))
 
     def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
         # Backbone.features' activations, computed by its fast path (channels_last)
@@ -189,6 +229,10 @@ class StyleTransferObjective:
         J_content = costs.content_cost(self.a_C, acts[self.content_layer]) if self.use_content else zero
         J_style = zero
         for name, lam in self.style_layers.items():
+            if name in self.regions:  # guided Gram matrices, one per region
+                for m, target, w in self.regions[name]:
+                    J_style = J_style + lam * w * costs.layer_style_cost(None, acts[name] * m, gram_S=target)
+                continue
             J_style = J_style + lam * costs.layer_style_cost(None, acts[name], gram_S=self.gram_S[name])
         J = costs.total_cost(J_content, J_style, self.alpha, self.beta)
         J_tv = costs.total_variation(G) if self.tv_weight else zero
@@ -224,6 +268,10 @@ def style_transfer(
     callback: Callable[[int, Tensor, dict[str, float]], Any] | None = None,
     progress: bool = True,
     winograd: bool = False,
+    colour: str | None = None,
+    style_weights: Sequence[float] | None = None,
+    masks: Sequence[Tensor] | None = None,
+    style_scale: float = 1.0,
 ) -> Result:
     """Generate an image with the content of ``content`` and the style of ``style``.
 
@@ -255,6 +303,21 @@ def style_transfer(
             1.3-1.4x faster at 256 px, for about 170 MB more memory (the transformed
             kernels) and float32 rounding ~10x larger (still ~1e-5). No effect on
             efficientnet_lite0 or on a GPU. See ``course_nst/_winograd.py``.
+
+    Controls (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style Transfer";
+    the maths is in :mod:`course_nst.controls`):
+        colour: ``None`` (the style's colours), ``"luminance"`` (transfer on the luminance Y
+            only, the style's Y matched to the content's mean and std, then the result's Y
+            with the content's colour channels I, Q of YIQ) or ``"histogram"`` (the style's
+            colours given the content's mean and covariance before the run).
+        style: may also be a list of style images; ``style_weights`` blends them (one number
+            >= 0 per style, normalised to sum 1; default equal): the Gram target of each
+            layer is the weighted mean of the styles' Gram matrices.
+        masks: one mask per style, ``[1,1,H,W]`` in [0,1] over the content image (its size as
+            given or after ``size``): style r is matched by the guided Gram matrices of
+            region r, so each region takes its own style.
+        style_scale: the style image's longer side relative to the output's (default 1):
+            a style image scaled up by 2 has strokes twice as large, and so has the result.
 
     Returns:
         :class:`Result` with the best image and one history record per evaluation.
@@ -294,8 +357,24 @@ def style_transfer(
     if not isinstance(winograd, bool):
         raise InputError(f"winograd must be True or False, got {winograd!r}")
 
-    C = _as_image(content, "content", size) if content is not None else None
-    S = _as_image(style, "style", None) if style is not None else None
+    if colour not in controls.COLOUR_MODES:
+        raise InputError(f"colour must be None, 'luminance' or 'histogram', got {colour!r}")
+    if colour is not None and (content is None or style is None):
+        raise InputError(f"colour={colour!r} needs a content image and a style image")
+    style_scale = controls.check_style_scale(style_scale)
+    style_list = list(style) if isinstance(style, (list, tuple)) else None
+    if style_list is not None and not style_list:
+        raise InputError("style is an empty list; give at least one style image")
+    styles = [_as_image(s, "style", None) for s in style_list] if style_list is not None else None
+    if styles is not None:
+        controls.check_style_weights(style_weights, len(styles))
+    elif style_weights is not None:
+        controls.check_style_weights(style_weights, 1)
+    C0 = _as_image(content, "content", None) if content is not None else None
+    if masks is not None and C0 is None:
+        raise InputError("masks are over the content image; give a content image")
+    C = _resize_to(C0, size) if C0 is not None else None
+    S = styles[0] if styles is not None else (_as_image(style, "style", None) if style is not None else None)
     if C is not None:
         H, W = C.shape[-2:]
     else:
@@ -308,7 +387,16 @@ def style_transfer(
     if S is not None:
         from .images import resize
 
-        S = resize(S, max(H, W))  # the style's long side matches the output's long side
+        # the style's long side is style_scale times the output's long side
+        long_side = max(1, round(style_scale * max(H, W)))
+        if long_side < 16:
+            raise InputError(f"style_scale={style_scale:g} makes the style image {long_side} px; use a larger scale")
+        S = [resize(s, long_side) for s in styles] if styles is not None else resize(S, long_side)
+    if masks is not None:
+        masks = controls.check_masks(masks, len(styles) if styles is not None else 1, tuple(C0.shape[-2:]), (H, W))
+    colour_C = C  # the content's colours, for colour="luminance"
+    if colour is not None:
+        C, S = _colour_inputs(colour, C, S)
 
     objective = StyleTransferObjective(
         backbone,
@@ -321,6 +409,8 @@ def style_transfer(
         tv_weight=tv_weight,
         out_shape=(H, W),
         winograd=winograd,
+        style_weights=style_weights,
+        masks=masks,
     )
     dev = backbone.device
     G = initial_image(init, C, (H, W), seed).to(dev).requires_grad_(True)
@@ -344,6 +434,11 @@ def style_transfer(
         tv_weight=tv_weight,
         seed=seed,
         winograd=winograd,
+        colour=colour,
+        styles=len(styles) if styles is not None else int(S is not None),
+        style_weights=controls.check_style_weights(style_weights, len(styles)) if styles is not None else None,
+        masks=len(masks) if masks is not None else 0,
+        style_scale=style_scale,
     )
     result = Result(image=G.detach().cpu().clone(), settings=settings)
     best_J = math.inf
@@ -397,9 +492,36 @@ def style_transfer(
     except NonFiniteCostError:
         result.stopped = "non-finite"
         result.seconds = time.perf_counter() - t0
+        if colour == "luminance":
+            result.image = controls.recombine_luminance(result.image, colour_C)
         raise
     finally:
         if bar is not None:
             bar.close()
     result.seconds = time.perf_counter() - t0
+    if colour == "luminance":  # the result's luminance with the content's colours
+        result.image = controls.recombine_luminance(result.image, colour_C)
     return result
+
+
+def _resize_to(image: Tensor, size: int | None) -> Tensor:
+    from .images import resize
+
+    return image if size is None else resize(image, size)
+
+
+def _colour_inputs(colour: str, C: Tensor, S: Tensor | list[Tensor]) -> tuple[Tensor, Tensor | list[Tensor]]:
+    """The content and style images the run sees for ``colour`` (see :mod:`course_nst.controls`).
+
+    ``"histogram"``: each style recoloured to the content's colour mean and covariance.
+    ``"luminance"``: the content's luminance, and each style's luminance matched to it
+    (mean and std), as gray images (Y in the three channels, for the network).
+    """
+    styles = S if isinstance(S, list) else [S]
+    if colour == "histogram":
+        out = [controls.match_colour_histogram(s, C).clamp(0, 1) for s in styles]
+    else:
+        Y_C = controls.luminance(C)
+        out = [controls.match_luminance(controls.luminance(s), Y_C).clamp(0, 1).repeat(1, 3, 1, 1) for s in styles]
+        C = Y_C.clamp(0, 1).repeat(1, 3, 1, 1)
+    return C, (out if isinstance(S, list) else out[0])
