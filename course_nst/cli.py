@@ -73,7 +73,7 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
     from .backbones import load_backbone
     from .transfer import NonFiniteCostError, style_transfer
 
-    backbone = load_backbone(args.backbone, device=args.device)
+    backbone = load_backbone(args.backbone, weights=args.weights, pooling=args.pooling, device=args.device)
     if args.content_layer or args.style_layers:
         backbone.check_layers([args.content_layer or backbone.content_layer, *(args.style_layers or [])])
     print(f"backbone: {backbone.name} on {backbone.device}", file=sys.stderr)
@@ -102,7 +102,7 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
         print(f"error: {e}; the last finite image was saved to {path}", file=sys.stderr)
         return 1
     path = result.save(out)
-    first, best = result.history[0], result.final
+    first, best = result.start or result.history[0], result.final
     note = {"interrupted": " (interrupted: best image so far)", "callback": " (stopped early)"}.get(
         result.stopped or "", ""
     )
@@ -169,32 +169,35 @@ def _cmd_samples(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from .backbones import VGG19_URL, efficientnet_lite0_weights_path, vgg19_weights_path
+    from .backbones import vgg19, weight_sources
 
     if args.action == "status":
-        vgg = vgg19_weights_path()
-        print(f"vgg19              {'present' if vgg.is_file() else 'missing'}  {vgg}")
-        if not vgg.is_file():
-            print("                   get it with: course-nst weights download vgg19")
-        eff = efficientnet_lite0_weights_path()
-        print(f"efficientnet_lite0 {'present' if eff.is_file() else 'missing'}  {eff}")
+        for src in weight_sources():
+            state = "present" if src.present else "missing"
+            print(f"{src.backbone:18s} {src.name:12s} {state:8s} {src.path or ''}")
+            print(f"{'':18s} {'':12s} {src.description}")
+            if not src.present:
+                print(f"{'':18s} {'':12s} get it with: {src.how_to_get}")
         return 0
-    # download
+    # download: only torchvision's retrained VGG19 lives outside the installed packages
     if args.name != "vgg19":
-        raise InputError(f"only vgg19 can be downloaded (efficientnet_lite0 ships with its pip package), got {args.name!r}")
-    path = vgg19_weights_path()
+        raise InputError(
+            f"only vgg19's torchvision weights can be downloaded (the others ship with pip packages), got {args.name!r}"
+        )
+    path = vgg19.torchvision_weights_path()
     if path.is_file():
         print(f"already present: {path}")
         return 0
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"downloading {VGG19_URL} (548 MB) to {path}")
+    print(f"downloading {vgg19.TORCHVISION_URL} (548 MB) to {path}")
     try:
-        torch.hub.download_url_to_file(VGG19_URL, str(path), hash_prefix="dcbb9e9d", progress=True)
-    except Exception as e:  # noqa: BLE001 - network problems are the user's to fix
+        torch.hub.download_url_to_file(vgg19.TORCHVISION_URL, str(path), hash_prefix="dcbb9e9d", progress=True)
+    except Exception as e:  # network problems are the user's to fix
         raise InputError(
-            f"download failed ({type(e).__name__}: {e}); without internet, copy vgg19-dcbb9e9d.pth to {path}".splitlines()[0]
+            f"download failed ({type(e).__name__}: {e}); without internet, copy {vgg19.TORCHVISION_FILENAME} to {path}"
+            .splitlines()[0]
         ) from e
     print(f"saved {path}")
     return 0
@@ -203,7 +206,10 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_positive_int, default=256, help="longer side of the output in pixels (default 256)")
     p.add_argument("--steps", type=_positive_int, default=None, help="cost evaluations (default: the backbone's)")
-    p.add_argument("--backbone", default="auto", help="auto (default), vgg19 or efficientnet_lite0")
+    p.add_argument("--backbone", default="auto", help="auto (default: vgg19), vgg19 or efficientnet_lite0")
+    p.add_argument("--weights", default=None,
+                   help="vgg19: original (default), torchvision, random, or a weights file")
+    p.add_argument("--pooling", default="max", choices=["max", "avg"], help="VGG19's pooling (default max)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--init", default="noise", choices=["noise", "content", "content+noise"], help="starting image")
     p.add_argument("--alpha", type=_non_negative_float, default=None, help="content weight")

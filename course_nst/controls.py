@@ -53,6 +53,7 @@ __all__ = [
     "recombine_luminance",
     "colour_mean_cov",
     "layer_mask",
+    "resize_mask",
     "guided_gram_matrix",
     "check_masks",
     "check_style_weights",
@@ -148,6 +149,14 @@ def layer_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     return F.adaptive_avg_pool2d(mask, size)
 
 
+def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
+    """A mask ``[1, 1, H, W]`` at the image size ``size`` = (H', W') (antialiased bilinear, kept in [0, 1])."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    out = F.interpolate(mask, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp(0, 1)
+
+
 def guided_gram_matrix(a: Tensor, mask: Tensor) -> Tensor:
     """The guided Gram matrix G_kk' = sum_ij (m_ij)^2 a_ijk a_ijk' of one layer.
 
@@ -227,9 +236,7 @@ def check_masks(
                 f"mask {i} is {hw[1]}x{hw[0]} pixels but the content image is "
                 f"{content_shape[1]}x{content_shape[0]}; a mask must have the content image's size"
             )
-        if hw != tuple(out_shape):
-            m = F.interpolate(m, size=tuple(out_shape), mode="bilinear", align_corners=False, antialias=True)
-            m = m.clamp(0, 1)
+        m = resize_mask(m, out_shape)
         if float(m.max()) == 0.0:
             raise InputError(f"mask {i} is 0 everywhere: its style would not appear anywhere")
         out.append(m)

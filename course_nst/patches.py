@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .backbones.common import IMAGENET_MEAN
 from .errors import InputError
 from .receptive_field import ReceptiveField, receptive_field
 
@@ -53,8 +54,6 @@ __all__ = [
     "IMAGE_SUFFIXES",
 ]
 
-#: The colour that zero padding stands for in a network trained on ImageNet-normalised inputs.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
 #: File suffixes that :func:`iter_image_folder` reads.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")

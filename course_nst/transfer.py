@@ -17,17 +17,31 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from . import controls, costs
+from ._fast import WeightCache, fast_features
 from .backbones import Backbone, load_backbone
 from .errors import InputError
+from .images import resize
 
-__all__ = ["Result", "NonFiniteCostError", "StyleTransferObjective", "style_transfer", "initial_image"]
+__all__ = [
+    "NonFiniteCostError",
+    "Result",
+    "StyleTransferObjective",
+    "check_fits_in_memory",
+    "converged",
+    "default_scales",
+    "estimate_memory",
+    "initial_image",
+    "stage_sizes",
+    "style_transfer",
+]
 
 
 @dataclass
@@ -35,31 +49,36 @@ class Result:
     """What :func:`style_transfer` returns.
 
     Attributes:
-        image: the best generated image (lowest J seen), ``[1,3,H,W]`` in [0,1], on the CPU.
-        history: one record per cost evaluation: ``{"step", "J", "J_content", "J_style",
-            "J_tv"}`` (floats).
+        image: the best generated image (lowest J at the final size), ``[1,3,H,W]`` in
+            [0,1], on the CPU.
+        history: one record per cost evaluation: ``{"step", "scale", "J", "J_content",
+            "J_style", "J_tv"}`` (floats; ``scale`` is the stage's size relative to the
+            final size, and each stage's costs are measured at its own size).
+        start: the costs of the starting image, seen at the final size (the "before").
         stopped: why the run ended before ``steps``: ``None`` (it did not),
-            ``"callback"``, ``"interrupted"`` (Ctrl-C) or ``"non-finite"``.
+            ``"converged"`` (J stopped improving, see ``tol``), ``"callback"``,
+            ``"interrupted"`` (Ctrl-C) or ``"non-finite"``.
         settings: the settings used (backbone, layers, alpha, beta, ...).
         seconds: wall time of the optimisation loop.
     """
 
     image: Tensor
     history: list[dict[str, float]] = field(default_factory=list)
+    start: dict[str, float] = field(default_factory=dict)
     stopped: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def curve(self, key: str = "J") -> list[float]:
-        """One cost (``"J"``, ``"J_content"``, ``"J_style"`` or ``"J_tv"``) per evaluation."""
-        return [rec[key] for rec in self.history]
+    def curve(self, key: str = "J", *, final_size: bool = False) -> list[float]:
+        """One cost (``"J"``, ``"J_content"``, ``"J_style"`` or ``"J_tv"``) per evaluation
+        (``final_size=True``: only the evaluations at the final size)."""
+        return [rec[key] for rec in self.history if not final_size or rec.get("scale", 1.0) == 1.0]
 
     @property
     def final(self) -> dict[str, float]:
-        """The record of the best (returned) image."""
-        if not self.history:
-            return {}
-        return min(self.history, key=lambda r: r["J"])
+        """The record of the best (returned) image: the lowest J at the final size."""
+        last = [r for r in self.history if r.get("scale", 1.0) == 1.0]
+        return min(last, key=lambda r: r["J"]) if last else {}
 
     def save(self, path: str | Path) -> Path:
         from .images import save_image
@@ -169,7 +188,7 @@ class StyleTransferObjective:
         dev = backbone.device
         H, W = out_shape
         # channels_last / BN-folded weights of the fast path, kept for this objective's life
-        self._weights_cache: dict = {}
+        self._weights_cache = WeightCache()
         with torch.inference_mode():
             # the shape of every layer used, for the generated image's size (one pass)
             probe = backbone.features(torch.zeros(1, 3, H, W, device=dev), self.layers) if self.layers else {}
@@ -221,7 +240,7 @@ class StyleTransferObjective:
 
     def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
         # Backbone.features' activations, computed by its fast path (channels_last)
-        return self.backbone._fast_features(image, layers, self._weights_cache, winograd=self.winograd)
+        return fast_features(self.backbone, image, layers, self._weights_cache, winograd=self.winograd)
 
     def __call__(self, G: Tensor) -> dict[str, Tensor]:
         zero = G.new_zeros(())
@@ -249,13 +268,176 @@ def _check_positive(value: Any, what: str, *, integer: bool = False, allow_zero:
         raise InputError(f"{what} must be {kind} {bound}, got {value!r}")
 
 
+# --------------------------------------------------------------------------------------
+# The schedule: coarse to fine
+# --------------------------------------------------------------------------------------
+#: The smallest side a stage may have: below it VGG19's pool5 has no positions left.
+MIN_STAGE_SIDE = 32
+
+
+def default_scales(long_side: int) -> tuple[float, ...]:
+    """The coarse-to-fine schedule :func:`style_transfer` uses unless told otherwise.
+
+    Up to 160 px: one stage at full size (the lecture's algorithm as it stands). Up to
+    384 px: half size, then full size. Larger: a quarter, a half, then full size. Each
+    coarse stage costs a quarter of the next per evaluation, lays out the image's large
+    structures without low-frequency blotches, and hands the next stage a start much
+    closer to the end than white noise (measured in ``benchmarks/bench_time_to_image.py``).
+    """
+    if long_side <= 160:
+        return (1.0,)
+    if long_side <= 384:
+        return (0.5, 1.0)
+    return (0.25, 0.5, 1.0)
+
+
+def stage_sizes(scales: Sequence[float], shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """``(H, W)`` of each stage: the final ``shape`` times each scale (at least 32 px a side)."""
+    H, W = shape
+    out = []
+    for s in scales:
+        h, w = max(1, round(H * s)), max(1, round(W * s))
+        if min(h, w) < MIN_STAGE_SIDE and s != 1.0:
+            continue  # too small to say anything: skip the stage
+        out.append((h, w))
+    return out
+
+
+def _stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        _check_positive(steps, "steps", integer=True)
+        return [steps] * n_stages
+    steps = list(steps)
+    if len(steps) != n_stages:
+        raise InputError(f"steps has {len(steps)} entries but the schedule has {n_stages} stages; give one per stage")
+    for n in steps:
+        _check_positive(n, "every entry of steps", integer=True)
+    return steps
+
+
+# --------------------------------------------------------------------------------------
+# Memory: refuse a run that cannot fit before it starts
+# --------------------------------------------------------------------------------------
+#: Measured peak memory of one style-transfer evaluation per pixel of the generated image
+#: (bytes, with the default layers; ``benchmarks/bench_time_to_image.py --memory``), and the
+#: size-independent part (the network, its cached fast-path weights, the interpreter).
+BYTES_PER_PIXEL = {"vgg19": 3100.0, "efficientnet_lite0": 1300.0}
+BYTES_FIXED = {"vgg19": 700e6, "efficientnet_lite0": 250e6}
+
+
+def estimate_memory(backbone: Backbone | str, shape: tuple[int, int]) -> float:
+    """Estimated peak bytes of a style-transfer run whose final image is ``shape`` = (H, W)."""
+    name = backbone if isinstance(backbone, str) else backbone.name
+    H, W = shape
+    return BYTES_FIXED.get(name, 700e6) + BYTES_PER_PIXEL.get(name, 3100.0) * H * W
+
+
+def available_memory(device: torch.device) -> float:
+    """Bytes the run may use on ``device``: free GPU memory, or the machine's available RAM."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return float(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return math.inf  # unknown (not Linux): do not refuse
+
+
+def check_fits_in_memory(backbone: Backbone, shape: tuple[int, int]) -> None:
+    """Raise a one-line InputError, saying which size would fit, if the run cannot fit."""
+    need, have = estimate_memory(backbone, shape), available_memory(backbone.device)
+    if need <= have:
+        return
+    H, W = shape
+    name = backbone.name
+    per_pixel = BYTES_PER_PIXEL.get(name, 3100.0)
+    fits_pixels = max(0.0, (have - BYTES_FIXED.get(name, 700e6)) / per_pixel)
+    fits_long = int(math.sqrt(fits_pixels * max(H, W) / min(H, W)))
+    raise InputError(
+        f"a {W}x{H} image with {name} needs about {need / 1e9:.1f} GB but only {have / 1e9:.1f} GB is free "
+        f"on {backbone.device.type}; use a size of at most about {fits_long} px"
+        + (" (or efficientnet_lite0)" if name == "vgg19" else "")
+    )
+
+
+# --------------------------------------------------------------------------------------
+# One stage of optimisation
+# --------------------------------------------------------------------------------------
+def converged(curve: Sequence[float], window: int, tol: float) -> bool:
+    """True when the best J has improved by less than ``tol`` (relative) over ``window`` evaluations."""
+    if tol <= 0 or len(curve) <= window:
+        return False
+    before, now = min(curve[:-window]), min(curve)
+    return before - now <= tol * abs(before)
+
+
+def _optimise(
+    objective: StyleTransferObjective,
+    G: Tensor,
+    steps: int,
+    *,
+    optimizer: str,
+    lr: float,
+    tol: float,
+    window: int,
+    on_record: Callable[[Tensor, dict[str, float]], bool],
+) -> tuple[Tensor, str | None]:
+    """Optimise the pixels of ``G`` for up to ``steps`` evaluations of ``objective``.
+
+    ``on_record(image, record)`` is called after each evaluation with the clamped image;
+    it returns True to stop. Returns the best image (lowest J) and why the stage ended
+    early (``None``, ``"converged"`` or ``"callback"``). Ctrl-C and a non-finite cost
+    propagate (as KeyboardInterrupt and NonFiniteCostError) to the caller.
+    """
+    G = G.detach().clone().requires_grad_(True)
+    if optimizer == "lbfgs":
+        opt: torch.optim.Optimizer = torch.optim.LBFGS([G], lr=lr, max_iter=1, history_size=50)
+    else:
+        opt = torch.optim.Adam([G], lr=lr)
+    curve: list[float] = []
+    best = (math.inf, G.detach().clamp(0, 1).cpu())
+    stop: list[str] = []
+
+    def closure() -> Tensor:
+        nonlocal best
+        opt.zero_grad(set_to_none=True)
+        terms = objective(G)
+        J = terms["J"]
+        record = {k: float(v.detach()) for k, v in terms.items()}
+        if not math.isfinite(record["J"]):
+            raise NonFiniteCostError(f"the cost became {record['J']}", Result(image=best[1]))
+        J.backward()
+        image = G.detach().clamp(0, 1).cpu()
+        curve.append(record["J"])
+        if record["J"] < best[0]:
+            best = (record["J"], image)
+        if on_record(image, record):
+            stop.append("callback")
+        return J
+
+    while len(curve) < steps and not stop:
+        opt.step(closure)  # type: ignore[arg-type]
+        with torch.no_grad():
+            G.clamp_(0, 1)
+        if not stop and converged(curve, window, tol):
+            stop.append("converged")
+    return best[1], (stop[0] if stop else None)
+
+
 def style_transfer(
     content: Any,
     style: Any,
     *,
     backbone: Backbone | str | None = None,
     size: int | None = None,
-    steps: int | None = None,
+    steps: int | Sequence[int] | None = None,
+    scales: Sequence[float] | None = None,
+    tol: float = 1e-3,
+    window: int = 25,
     optimizer: str = "lbfgs",
     lr: float | None = None,
     init: str | Tensor = "noise",
@@ -267,7 +449,7 @@ def style_transfer(
     seed: int = 0,
     callback: Callable[[int, Tensor, dict[str, float]], Any] | None = None,
     progress: bool = True,
-    winograd: bool = False,
+    winograd: bool | None = None,
     colour: str | None = None,
     style_weights: Sequence[float] | None = None,
     masks: Sequence[Tensor] | None = None,
@@ -283,11 +465,20 @@ def style_transfer(
             reconstruction.
         backbone: a :class:`Backbone`, a name, or ``None`` for ``load_backbone("auto")``.
         size: longer side, in pixels, to resize the content image to (``None``: as given).
-        steps: number of cost evaluations (``None``: the backbone's default).
+        steps: the most cost evaluations per stage of the schedule (``None``: the
+            backbone's default), or one number per stage.
+        scales: the coarse-to-fine schedule, fractions of the final size ending with 1,
+            e.g. ``(0.5, 1.0)``: optimise at half size, upsample the result, finish at full
+            size. ``None``: :func:`default_scales` of the size; ``(1.0,)`` is the lecture's
+            algorithm exactly. At a coarse stage alpha and tv_weight are multiplied by the
+            ratio of the numbers of pixels (J_content and the total variation grow with
+            them, J_style does not), so every stage strikes the final size's balance.
+        tol, window: a stage stops early when its best J has improved by less than
+            ``tol`` (relative) over the last ``window`` evaluations (``tol=0``: never).
         optimizer: ``"lbfgs"`` (default; one evaluation per step) or ``"adam"``.
         lr: learning rate (``None``: 1.0 for L-BFGS, 0.02 for Adam).
         init: ``"noise"`` (the lecture's white noise), ``"content"``,
-            ``"content+noise"``, or an image tensor.
+            ``"content+noise"``, or an image tensor (at the first stage's size).
         alpha, beta: weights of J_content and J_style (``None``: backbone defaults).
         content_layer: layer name for J_content (``None``: backbone default).
         style_layers: ``{layer: lambda}`` or a list of layers (equal lambdas summing to 1).
@@ -296,13 +487,14 @@ def style_transfer(
         seed: seeds the initial noise; a CPU run with the same seed gives the same
             image bit for bit.
         callback: ``callback(step, image, record)`` after each evaluation; return True
-            to stop early.
-        progress: show a tqdm progress bar.
-        winograd: on the CPU, compute VGG19's wide 3x3 convolutions (conv2_2 and
-            deeper) with Winograd's F(4x4, 3x3) algorithm: each evaluation about
-            1.3-1.4x faster at 256 px, for about 170 MB more memory (the transformed
-            kernels) and float32 rounding ~10x larger (still ~1e-5). No effect on
-            efficientnet_lite0 or on a GPU. See ``course_nst/_winograd.py``.
+            to stop.
+        progress: show a progress bar.
+        winograd: on the CPU, compute VGG19's wide 3x3 convolutions (conv2_2 and deeper)
+            with Winograd's F(4x4, 3x3) algorithm: each evaluation about 1.3-1.4x faster,
+            for about 170 MB more memory and float32 rounding ~10x larger (still ~1e-5).
+            ``None`` (default): on where it is faster within the memory goal (a CPU,
+            images up to 384 px; see ``benchmarks/README.md``). No effect on
+            efficientnet_lite0 or on a GPU.
 
     Controls (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style Transfer";
     the maths is in :mod:`course_nst.controls`):
@@ -320,8 +512,8 @@ def style_transfer(
             a style image scaled up by 2 has strokes twice as large, and so has the result.
 
     Returns:
-        :class:`Result` with the best image and one history record per evaluation.
-        Ctrl-C stops the run and returns the best image so far
+        :class:`Result` with the best image of the last stage and one history record per
+        evaluation. Ctrl-C stops the run and returns the best image so far
         (``result.stopped == "interrupted"``). A NaN or infinite cost raises
         :class:`NonFiniteCostError`, whose ``.result`` keeps the last finite image.
     """
@@ -340,11 +532,11 @@ def style_transfer(
     elif not isinstance(style_layers, Mapping):
         style_layers = list(style_layers)
         style_layers = {n: 1.0 / len(style_layers) for n in style_layers} if style_layers else {}
-    _check_positive(steps, "steps", integer=True)
     if size is not None:
         _check_positive(size, "size", integer=True)
-    for value, what in ((alpha, "alpha"), (beta, "beta"), (tv_weight, "tv_weight")):
+    for value, what in ((alpha, "alpha"), (beta, "beta"), (tv_weight, "tv_weight"), (tol, "tol")):
         _check_positive(value, what, allow_zero=True)
+    _check_positive(window, "window", integer=True)
     for lam in style_layers.values():
         _check_positive(lam, "every style-layer weight lambda", allow_zero=True)
     backbone.check_layers([content_layer, *style_layers])
@@ -354,8 +546,8 @@ def style_transfer(
     _check_positive(lr, "lr")
     if content is None and style is None:
         raise InputError("give a content image, a style image, or both")
-    if not isinstance(winograd, bool):
-        raise InputError(f"winograd must be True or False, got {winograd!r}")
+    if winograd is not None and not isinstance(winograd, bool):
+        raise InputError(f"winograd must be True, False or None, got {winograd!r}")
 
     if colour not in controls.COLOUR_MODES:
         raise InputError(f"colour must be None, 'luminance' or 'histogram', got {colour!r}")
@@ -378,59 +570,48 @@ def style_transfer(
     if C is not None:
         H, W = C.shape[-2:]
     else:
-        if size is None:
-            H, W = S.shape[-2:]
-        else:
-            from .images import resize
-
-            H, W = resize(S, size).shape[-2:]
-    if S is not None:
-        from .images import resize
-
-        # the style's long side is style_scale times the output's long side
-        long_side = max(1, round(style_scale * max(H, W)))
-        if long_side < 16:
-            raise InputError(f"style_scale={style_scale:g} makes the style image {long_side} px; use a larger scale")
-        S = [resize(s, long_side) for s in styles] if styles is not None else resize(S, long_side)
+        assert S is not None
+        H, W = S.shape[-2:] if size is None else resize(S, size).shape[-2:]
+    if scales is None:
+        scales = default_scales(max(H, W))
+    scales = [float(s) for s in scales]
+    if not scales or scales[-1] != 1.0 or any(not 0 < s <= 1 for s in scales) or scales != sorted(scales):
+        raise InputError(f"scales must rise to 1.0, each in (0, 1], e.g. (0.5, 1.0); got {tuple(scales)}")
+    sizes = stage_sizes(scales, (H, W))
+    per_stage = _stage_steps(steps, len(scales))
+    per_stage = [n for n, s in zip(per_stage, scales) if s == 1.0 or (round(H * s), round(W * s)) in sizes]
+    check_fits_in_memory(backbone, (H, W))
+    if winograd is None:
+        winograd = backbone.device.type == "cpu" and max(H, W) <= 384
+    if styles is None and S is not None:
+        styles = [S]
+    if styles is not None:  # the style's long side is style_scale times the stage's long side
+        smallest = round(style_scale * max(sizes[0]))
+        if smallest < 16:
+            raise InputError(f"style_scale={style_scale:g} makes the style image {smallest} px; use a larger scale")
     if masks is not None:
         masks = controls.check_masks(masks, len(styles) if styles is not None else 1, tuple(C0.shape[-2:]), (H, W))
     colour_C = C  # the content's colours, for colour="luminance"
     if colour is not None:
-        C, S = _colour_inputs(colour, C, S)
-
-    objective = StyleTransferObjective(
-        backbone,
-        C,
-        S,
-        content_layer=content_layer,
-        style_layers=style_layers,
-        alpha=alpha,
-        beta=beta,
-        tv_weight=tv_weight,
-        out_shape=(H, W),
-        winograd=winograd,
-        style_weights=style_weights,
-        masks=masks,
-    )
-    dev = backbone.device
-    G = initial_image(init, C, (H, W), seed).to(dev).requires_grad_(True)
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([G], lr=lr, max_iter=1, history_size=50)
-    else:
-        opt = torch.optim.Adam([G], lr=lr)
+        C, styles = _colour_inputs(colour, C, styles)
+        S = styles[0]
 
     settings = dict(
         backbone=backbone.name,
-        weights=getattr(backbone, "weights", "pretrained"),
+        weights=backbone.weights,
         size=(H, W),
         steps=steps,
+        scales=tuple(scales),
+        stages=tuple(sizes),
+        tol=tol,
+        window=window,
         optimizer=optimizer,
         lr=lr,
         init=init if isinstance(init, str) else "tensor",
         alpha=alpha,
         beta=beta,
-        content_layer=content_layer if objective.use_content else None,
-        style_layers=dict(objective.style_layers),
+        content_layer=content_layer if C is not None and alpha != 0 else None,
+        style_layers=dict(style_layers) if S is not None and beta != 0 else {},
         tv_weight=tv_weight,
         seed=seed,
         winograd=winograd,
@@ -440,64 +621,84 @@ def style_transfer(
         masks=len(masks) if masks is not None else 0,
         style_scale=style_scale,
     )
-    result = Result(image=G.detach().cpu().clone(), settings=settings)
-    best_J = math.inf
-    last_finite = result.image
+    h0, w0 = sizes[0]
+    G = initial_image(init, None if C is None else resize(C, (h0, w0)), (h0, w0), seed)
+    result = Result(image=resize(G, (H, W)), settings=settings)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc="style transfer", leave=False)
+        bar = tqdm(total=sum(per_stage), desc="style transfer", leave=False)
 
-    state = {"stop": False}
+    def make_objective(h: int, w: int) -> StyleTransferObjective:
+        more = (H * W) / (h * w)  # J_content and the total variation grow with the pixels
+        return StyleTransferObjective(
+            backbone,
+            None if C is None else resize(C, (h, w)),
+            # the style's long side is style_scale times the stage's
+            None if styles is None else _stage_styles(styles, round(style_scale * max(h, w)), style_list is None),
+            content_layer=content_layer,
+            style_layers=style_layers,
+            alpha=alpha * more,
+            beta=beta,
+            tv_weight=tv_weight * more,
+            out_shape=(h, w),
+            winograd=winograd,
+            style_weights=style_weights,
+            masks=None if masks is None else [controls.resize_mask(m, (h, w)) for m in masks],
+        )
 
-    def closure() -> Tensor:
-        nonlocal best_J, last_finite
-        opt.zero_grad(set_to_none=True)
-        terms = objective(G)
-        J = terms["J"]
-        record = {"step": len(result.history) + 1, **{k: float(v.detach()) for k, v in terms.items()}}
-        if not math.isfinite(record["J"]):
-            result.image = last_finite
-            raise NonFiniteCostError(
-                f"the cost became {record['J']} at step {record['step']}; lower lr, alpha or beta "
-                "(the last finite image is in .result)",
-                result,
-            )
-        J.backward()
-        result.history.append(record)
-        snapshot = G.detach()
-        last_finite = snapshot.clamp(0, 1).cpu()
-        if record["J"] < best_J:
-            best_J = record["J"]
-            result.image = last_finite.clone()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(J=f"{record['J']:.4g}")
-        if callback is not None and callback(record["step"], last_finite, record):
-            state["stop"] = True
-        return J
-
+    start_full = resize(G, (H, W))  # the starting image, seen at the final size
+    stage_best: dict[str, Any] = {}
+    final_stage = False
     t0 = time.perf_counter()
     try:
-        while len(result.history) < steps and not state["stop"]:
-            opt.step(closure)
-            with torch.no_grad():
-                G.clamp_(0, 1)
-        if state["stop"]:
-            result.stopped = "callback"
+        for stage, ((h, w), n) in enumerate(zip(sizes, per_stage)):
+            final_stage = stage == len(sizes) - 1
+            if stage > 0:
+                G = F.interpolate(G, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+            objective = make_objective(h, w)
+            if final_stage:
+                with torch.inference_mode():
+                    result.start = {k: float(v) for k, v in objective(start_full.to(backbone.device)).items()}
+            stage_best.clear()
+
+            def on_record(image: Tensor, record: dict[str, float], scale: float = h / H) -> bool:
+                rec = {"step": float(len(result.history) + 1), "scale": scale, **record}
+                result.history.append(rec)
+                if rec["J"] < stage_best.get("J", math.inf):
+                    stage_best.update(J=rec["J"], image=image)
+                    result.image = image if final_stage else result.image
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(J=f"{rec['J']:.4g}", size=f"{w}x{h}")
+                return bool(callback is not None and callback(len(result.history), image, rec))
+
+            G, why = _optimise(objective, G.to(backbone.device), n, optimizer=optimizer, lr=lr, tol=tol,
+                               window=window, on_record=on_record)
+            del objective
+            if why == "callback" or final_stage:
+                result.stopped = why
+                break
     except KeyboardInterrupt:
         result.stopped = "interrupted"
         print(f"interrupted after {len(result.history)} evaluations: returning the best image so far")
-    except NonFiniteCostError:
+    except NonFiniteCostError as e:
         result.stopped = "non-finite"
         result.seconds = time.perf_counter() - t0
+        if "image" in stage_best and not final_stage:
+            result.image = resize(stage_best["image"], (H, W))
         if colour == "luminance":
             result.image = controls.recombine_luminance(result.image, colour_C)
-        raise
+        raise NonFiniteCostError(
+            f"{e} at evaluation {len(result.history) + 1}; lower lr, alpha or beta (the last finite image is in .result)",
+            result,
+        ) from None
     finally:
         if bar is not None:
             bar.close()
+    if not result.final and "image" in stage_best:  # stopped before the last stage: its best, upsampled
+        result.image = resize(stage_best["image"], (H, W))
     result.seconds = time.perf_counter() - t0
     if colour == "luminance":  # the result's luminance with the content's colours
         result.image = controls.recombine_luminance(result.image, colour_C)
@@ -505,23 +706,24 @@ def style_transfer(
 
 
 def _resize_to(image: Tensor, size: int | None) -> Tensor:
-    from .images import resize
-
     return image if size is None else resize(image, size)
 
 
-def _colour_inputs(colour: str, C: Tensor, S: Tensor | list[Tensor]) -> tuple[Tensor, Tensor | list[Tensor]]:
+def _stage_styles(styles: list[Tensor], long_side: int, single: bool) -> Tensor | list[Tensor]:
+    """The style images at one stage: their long side ``long_side`` (style_scale times the stage's)."""
+    out = [resize(s, long_side) for s in styles]
+    return out[0] if single else out
+
+
+def _colour_inputs(colour: str, C: Tensor, S: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
     """The content and style images the run sees for ``colour`` (see :mod:`course_nst.controls`).
 
     ``"histogram"``: each style recoloured to the content's colour mean and covariance.
     ``"luminance"``: the content's luminance, and each style's luminance matched to it
     (mean and std), as gray images (Y in the three channels, for the network).
     """
-    styles = S if isinstance(S, list) else [S]
     if colour == "histogram":
-        out = [controls.match_colour_histogram(s, C).clamp(0, 1) for s in styles]
-    else:
-        Y_C = controls.luminance(C)
-        out = [controls.match_luminance(controls.luminance(s), Y_C).clamp(0, 1).repeat(1, 3, 1, 1) for s in styles]
-        C = Y_C.clamp(0, 1).repeat(1, 3, 1, 1)
-    return C, (out if isinstance(S, list) else out[0])
+        return C, [controls.match_colour_histogram(s, C).clamp(0, 1) for s in S]
+    Y_C = controls.luminance(C)
+    out = [controls.match_luminance(controls.luminance(s), Y_C).clamp(0, 1).repeat(1, 3, 1, 1) for s in S]
+    return Y_C.clamp(0, 1).repeat(1, 3, 1, 1), out

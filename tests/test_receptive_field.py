@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from course_nst import InputError
-from course_nst.backbones import Backbone, BackboneDefaults, load_backbone
+from course_nst.backbones import Backbone, BackboneDefaults, InputNormalization, load_backbone
 from course_nst.checks.convnets import EXERCISES, _recurrence, check_rf_recurrence
 from course_nst.receptive_field import ReceptiveField, layer_geometry, receptive_field, rf_recurrence
 
@@ -123,7 +123,7 @@ def test_generic_modules_against_gradient():
         ("d", nn.AvgPool2d(3, stride=2, padding=1)),
         ("e", nn.Conv2d(4, 4, 5, stride=2)),
     ]
-    bb = Backbone("tiny", layers, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), DEFAULTS)
+    bb = Backbone("tiny", layers, InputNormalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), DEFAULTS)
     rf = receptive_field(bb)
     assert rf["c"].as_tuple() == (12, 2, 0.5)  # 4 + (5 - 1) * 2: a dilated 3x3 spans 5
     image = torch.rand(1, 3, 64, 64)
@@ -133,11 +133,11 @@ def test_generic_modules_against_gradient():
 
 
 def test_unsupported_module_is_reported():
-    bb = Backbone("up", [("a", nn.Conv2d(3, 3, 3)), ("b", nn.Upsample(scale_factor=2))], (0, 0, 0), (1, 1, 1), DEFAULTS)
+    bb = Backbone("up", [("a", nn.Conv2d(3, 3, 3)), ("b", nn.Upsample(scale_factor=2))], InputNormalization((0, 0, 0), (1, 1, 1)), DEFAULTS)
     assert receptive_field(bb, "a").size == 3
     with pytest.raises(InputError, match="Upsample"):
         receptive_field(bb, "b")
-    bb = Backbone("rect", [("a", nn.Conv2d(3, 3, (3, 5)))], (0, 0, 0), (1, 1, 1), DEFAULTS)
+    bb = Backbone("rect", [("a", nn.Conv2d(3, 3, (3, 5)))], InputNormalization((0, 0, 0), (1, 1, 1)), DEFAULTS)
     with pytest.raises(InputError, match="non-square"):
         receptive_field(bb)
 

@@ -12,7 +12,7 @@ def pair():
     return samples.load("chelsea", max_size=64), samples.load("swirls", max_size=96)
 
 
-@pytest.mark.parametrize("which", ["lite0", "vgg_random"])
+@pytest.mark.parametrize("which", ["lite0", "vgg_random", "vgg_original"])
 def test_noise_start_lowers_J_tenfold_and_is_reproducible(request, which, pair):
     backbone = request.getfixturevalue(which)
     content, style = pair
@@ -32,7 +32,7 @@ def test_history_records_the_lecture_costs(lite0, pair):
     content, style = pair
     r = style_transfer(content, style, backbone=lite0, steps=3, progress=False, tv_weight=0.0, alpha=2.0, beta=5.0)
     for rec in r.history:
-        assert set(rec) == {"step", "J", "J_content", "J_style", "J_tv"}
+        assert set(rec) == {"step", "scale", "J", "J_content", "J_style", "J_tv"}
         assert rec["J"] == pytest.approx(2.0 * rec["J_content"] + 5.0 * rec["J_style"], rel=1e-5)
     # the first record is the cost of the initial white noise, computed independently here
     G0 = initial_image("noise", content, tuple(content.shape[-2:]), seed=0)
@@ -80,10 +80,11 @@ def test_non_finite_cost_stops_with_a_clear_error_and_keeps_the_image(lite0, pai
 
     def tv_that_breaks(image):
         calls["n"] += 1
-        return real_tv(image) * (float("nan") if calls["n"] >= 4 else 1.0)
+        # the first call is the start image's J (the "before"), then one per evaluation
+        return real_tv(image) * (float("nan") if calls["n"] >= 5 else 1.0)
 
     monkeypatch.setattr(costs, "total_variation", tv_that_breaks)
-    with pytest.raises(NonFiniteCostError, match="the cost became nan at step 4") as info:
+    with pytest.raises(NonFiniteCostError, match="the cost became nan at evaluation 4") as info:
         style_transfer(*pair, backbone=lite0, steps=10, tv_weight=1.0, progress=False)
     result = info.value.result
     assert result.stopped == "non-finite" and len(result.history) == 3
@@ -132,3 +133,52 @@ def test_bad_arguments(lite0, pair, kwargs, words):
     with pytest.raises(InputError) as info:
         style_transfer(*pair, backbone=lite0, progress=False, **{"steps": 2, **kwargs})
     assert words in str(info.value)
+
+
+# -- the schedule (coarse to fine), early stopping and the memory check -----------------
+def test_default_schedule_grows_with_the_size():
+    from course_nst.transfer import default_scales, stage_sizes
+
+    assert default_scales(128) == (1.0,)
+    assert default_scales(256) == (0.5, 1.0)
+    assert default_scales(1024) == (0.25, 0.5, 1.0)
+    assert stage_sizes((0.25, 0.5, 1.0), (120, 256)) == [(60, 128), (120, 256)]  # 30x64 is too small: skipped
+    assert stage_sizes((0.5, 1.0), (512, 384)) == [(256, 192), (512, 384)]
+
+
+def test_coarse_to_fine_records_each_stage_and_returns_the_full_size_best(lite0):
+    content, style = samples.load("chelsea", max_size=96), samples.load("swirls", max_size=96)
+    r = style_transfer(content, style, backbone=lite0, steps=[6, 4], scales=(0.5, 1.0), tol=0, progress=False)
+    assert [rec["scale"] for rec in r.history] == [0.5] * 6 + [1.0] * 4
+    assert r.image.shape == content.shape
+    assert r.final == min(r.history[6:], key=lambda rec: rec["J"])
+    assert r.settings["stages"] == ((32, 48), (64, 96))
+    # "before" is measured at the final size, on the starting image upsampled
+    assert r.start["J"] > r.final["J"]
+    with pytest.raises(InputError, match="scales must rise to 1.0"):
+        style_transfer(content, style, backbone=lite0, scales=(1.0, 0.5), progress=False)
+    with pytest.raises(InputError, match="one per stage"):
+        style_transfer(content, style, backbone=lite0, steps=[3], scales=(0.5, 1.0), progress=False)
+
+
+def test_a_run_stops_when_J_stops_improving_and_says_so(lite0, pair):
+    from course_nst.transfer import converged
+
+    assert converged([10.0, 5.0, 4.999, 4.998], window=2, tol=1e-3)
+    assert not converged([10.0, 5.0, 4.0, 3.0], window=2, tol=1e-3)
+    assert not converged([10.0, 9.0], window=5, tol=1e-3)  # too early to tell
+    r = style_transfer(*pair, backbone=lite0, steps=400, tol=0.05, window=10, progress=False)
+    assert r.stopped == "converged" and 10 < len(r.history) < 400
+    assert converged(r.curve("J"), 10, 0.05) and not converged(r.curve("J")[:-1], 10, 0.05)
+
+
+def test_a_run_too_large_for_the_memory_is_refused_before_it_starts(lite0, monkeypatch):
+    from course_nst import transfer
+
+    monkeypatch.setattr(transfer, "available_memory", lambda device: 2e9)
+    big = torch.rand(1, 3, 1200, 1600)
+    with pytest.raises(InputError, match=r"needs about .* GB but only 2.0 GB is free on cpu; use a size of at most "
+                                         r"about \d+ px") as e:
+        style_transfer(big, big, backbone=lite0, progress=False)
+    fits = int(str(e.value).rsplit("about ", 1)[1].split()[0])
+    assert transfer.estimate_memory(lite0, (fits * 3 // 4, fits)) <= 2e9 < transfer.estimate_memory(lite0, (1200, 1600))

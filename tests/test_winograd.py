@@ -1,5 +1,5 @@
 """Winograd F(4x4, 3x3) convolutions, the opt-in ``winograd=True`` of the fast path
-(course_nst/_winograd.py).
+(course_nst/_fast/winograd.py).
 
 Checked against float64 direct convolutions (values and input gradients), for the
 shapes the rules of ``plan`` admit and for the awkward ones (sizes that are not a
@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_nst import InputError, _winograd, samples, style_transfer
+from course_nst import InputError, samples, style_transfer
+from course_nst._fast import WeightCache, fast_features
+from course_nst._fast import winograd as _winograd
 from course_nst.backbones import load_backbone
 from course_nst.transfer import StyleTransferObjective, initial_image
 
@@ -143,9 +145,9 @@ def test_vgg19_fast_path_uses_winograd_only_when_asked_and_where_the_rules_say(v
     image = torch.rand(1, 3, 128, 128)
     layers = ["conv4_2", "conv5_1"]
     plain = vgg_random.features(image, layers)
-    vgg_random._fast_features(image, layers, {})
+    fast_features(vgg_random, image, layers, WeightCache())
     assert calls == []  # the default: every convolution computed directly
-    fast = vgg_random._fast_features(image, layers, {}, winograd=True)
+    fast = fast_features(vgg_random, image, layers, WeightCache(), winograd=True)
     # conv2_2 (64 px), conv3_1..conv3_4 (32 px) and conv4_1..conv4_4 (16 px: 16 tiles);
     # not conv1_x, conv2_1 (64 channels in), not conv5_1 (512 ch at 8 px: 4 tiles)
     assert calls == [
@@ -160,12 +162,12 @@ def test_vgg19_fast_path_uses_winograd_only_when_asked_and_where_the_rules_say(v
 def test_winograd_weights_follow_parameter_changes():
     bb = load_backbone("vgg19", weights="random", device="cpu")
     image = torch.rand(1, 3, 128, 128)
-    cache = {}
-    bb._fast_features(image, ["conv3_2"], cache, winograd=True)
-    assert any(isinstance(k, tuple) and k[0] == "winograd" for k in cache)
+    cache = WeightCache()
+    fast_features(bb, image, ["conv3_2"], cache, winograd=True)
+    assert "winograd" in cache.kinds()
     with torch.no_grad():
         bb.layers["conv3_2"].weight.mul_(-2.0)
-    fast = bb._fast_features(image, ["conv3_2"], cache, winograd=True)["conv3_2"]
+    fast = fast_features(bb, image, ["conv3_2"], cache, winograd=True)["conv3_2"]
     plain = bb.features(image, ["conv3_2"])["conv3_2"]
     assert _rel(fast, plain.double()) < 1e-4
 

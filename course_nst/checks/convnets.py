@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..backbones.common import IMAGENET_MEAN as _MEAN  # the colour zero padding stands for
 from ._common import Exercise
 
 __all__ = ["EXERCISES", "check_rf_recurrence", "check_find_top_patch"]
@@ -30,11 +31,11 @@ NOTEBOOK = "01_what_convnets_learn.ipynb"
 # ======================================================================================
 def _vgg19_stack() -> list[tuple[int, int, int]]:
     """VGG19's (kernel, stride, padding) from input to pool5, read from its modules."""
-    from ..backbones import _vgg19_layers
+    from ..backbones import vgg19
     from ..receptive_field import layer_geometry
 
     out = []
-    for _, module in _vgg19_layers("max"):
+    for _, module in vgg19.layers("max"):
         out += [(k, s, p) for k, s, p, _ in layer_geometry(module)]
     return out
 
@@ -169,7 +170,6 @@ def _diagnose_rf_recurrence(fn: Callable[..., Any]) -> list[str]:
 # ======================================================================================
 # find_top_patch
 # ======================================================================================
-_MEAN = (0.485, 0.456, 0.406)
 
 
 def _crop(image, size, stride, start, row, col, fill=_MEAN, mode="centre"):

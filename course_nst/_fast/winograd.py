@@ -1,6 +1,6 @@
 """Winograd F(4x4, 3x3) convolutions for the style-transfer loop on the CPU (opt-in).
 
-Private to :meth:`course_nst.backbones.Backbone._fast_features`, used when a
+Part of the private fast path (:func:`course_nst._fast.fast_features`), used when a
 :class:`course_nst.transfer.StyleTransferObjective` (or ``style_transfer``) is made
 with ``winograd=True``; students' :meth:`Backbone.features` always runs the ordinary
 ``nn.Conv2d``. A 3x3 convolution with stride 1 and padding 1 costs
