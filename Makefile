@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	.ci/system-deps
-	$(PY) -m pytest tests notebooks $(NBVAL)
+	COURSE_NST_REQUIRE_SANDBOX=1 $(PY) -m pytest tests notebooks $(NBVAL)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests

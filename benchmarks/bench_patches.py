@@ -91,7 +91,9 @@ def _child(name, method, n_images, size, batch_size, threads, queue):
 def run(name, method, args):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(name, method, args.images_for(name), args.size, args.batch_size, args.threads, q))
+    p = ctx.Process(
+        target=_child, args=(name, method, args.images_for(name), args.size, args.batch_size, args.threads, q)
+    )
     p.start()
     out = q.get()
     p.join()
@@ -104,7 +106,7 @@ def same_topk(a, b, tol=1e-4):
             x, y = a[n][u], b[n][u]
             if [e[1:] for e in x] != [e[1:] for e in y]:
                 return False
-            if any(abs(e[0] - f[0]) > tol * max(1.0, abs(f[0])) for e, f in zip(x, y)):
+            if any(abs(e[0] - f[0]) > tol * max(1.0, abs(f[0])) for e, f in zip(x, y, strict=True)):
                 return False
     return True
 
@@ -118,18 +120,24 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     args.images_for = lambda name: args.images or (48 if name == "efficientnet_lite0" else 16)
-    print(f"top_patches vs naive (store all + sort), {args.size} px, batch {args.batch_size}, "
-          f"{args.threads} threads, k=9, all units of 5 layers")
+    print(
+        f"top_patches vs naive (store all + sort), {args.size} px, batch {args.batch_size}, "
+        f"{args.threads} threads, k=9, all units of 5 layers"
+    )
     for name in args.backbones:
         n = args.images_for(name)
         r_top = run(name, "top_patches", args)
         r_naive = run(name, "naive", args)
         print(f"\n{name} ({n} images; layers {', '.join(LAYERS[name])})")
         for label, r in (("top_patches", r_top), ("naive", r_naive)):
-            print(f"  {label:12s} {n / r['seconds']:7.2f} images/s   peak RSS {r['peak']:7.0f} MB "
-                  f"(+{r['peak'] - r['base']:.0f} MB over the loaded model after one warm-up batch)")
-        print(f"  speed ratio top_patches/naive: {r_naive['seconds'] / r_top['seconds']:.2f}x; "
-              f"same top-k: {same_topk(r_top['entries'], r_naive['entries'])}")
+            print(
+                f"  {label:12s} {n / r['seconds']:7.2f} images/s   peak RSS {r['peak']:7.0f} MB "
+                f"(+{r['peak'] - r['base']:.0f} MB over the loaded model after one warm-up batch)"
+            )
+        print(
+            f"  speed ratio top_patches/naive: {r_naive['seconds'] / r_top['seconds']:.2f}x; "
+            f"same top-k: {same_topk(r_top['entries'], r_naive['entries'])}"
+        )
     sys.stdout.flush()
 
 

@@ -34,7 +34,7 @@ Columns:
                 matmul, median of the matmuls timed in the same rounds); ``(min)``:
                 the same with the fastest eval and the fastest matmul.
   wino ...      the same objective built with ``winograd=True`` (opt-in: VGG19's wide
-                3x3 convolutions in Winograd's F(4x4, 3x3) form, course_nst/_winograd.py),
+                3x3 convolutions in Winograd's F(4x4, 3x3) form, course_nst/_fast/winograd.py),
                 timed in the same rounds: median ms, baseline ms / wino ms, %matmul
                 with GF/eval (the convolutions as the network defines them: an
                 effective rate, which can pass 100%), ``run GF`` and ``%run`` (the FLOPs
@@ -66,6 +66,7 @@ unfrozen weights; ours are frozen). ``GF/eval`` is ours; the baseline's is 1.5x 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import multiprocessing as mp
@@ -89,13 +90,15 @@ SIZES = [128, 256, 512]
 # The textbook baseline (after the PyTorch neural-style tutorial)
 # ======================================================================================
 class Normalization(nn.Module):
-    def __init__(self, mean, std):
+    def __init__(self, mean, std, bgr=False):
         super().__init__()
         self.mean = torch.tensor(mean).view(-1, 1, 1)
         self.std = torch.tensor(std).view(-1, 1, 1)
+        self.bgr = bgr  # Caffe's weights (VGG19's original ones) take BGR
 
     def forward(self, img):
-        return (img - self.mean) / self.std
+        x = (img - self.mean) / self.std
+        return x.flip(1) if self.bgr else x
 
 
 class ContentLoss(nn.Module):
@@ -148,7 +151,9 @@ class Baseline:
         cnn.requires_grad_(True)  # the tutorial's network parameters are not frozen
         cnn.eval()
         dev = backbone.device
-        norm = Normalization(backbone.mean.flatten().tolist(), backbone.std.flatten().tolist())
+        norm = Normalization(
+            backbone.mean.flatten().tolist(), backbone.std.flatten().tolist(), backbone.normalization.bgr
+        )
         norm.mean, norm.std = norm.mean.to(dev), norm.std.to(dev)
         model = nn.Sequential(norm)
         self.content_losses, self.style_losses = [], []
@@ -227,8 +232,16 @@ def make_ours(bb, C, S, winograd=False):
     H, W = C.shape[-2:]
     d = bb.defaults
     objective = StyleTransferObjective(
-        bb, C, S, content_layer=d.content_layer, style_layers=dict(d.style_layers),
-        alpha=d.alpha, beta=d.beta, tv_weight=d.tv_weight, out_shape=(H, W), winograd=winograd,
+        bb,
+        C,
+        S,
+        content_layer=d.content_layer,
+        style_layers=dict(d.style_layers),
+        alpha=d.alpha,
+        beta=d.beta,
+        tv_weight=d.tv_weight,
+        out_shape=(H, W),
+        winograd=winograd,
     )
     G = initial_image("noise", C.cpu(), (H, W), 0).to(bb.device).requires_grad_(True)
 
@@ -289,7 +302,7 @@ def winograd_flops(run):
     """FLOPs of the 36 matrix products of each Winograd convolution in ``run()``
     (forward and input gradient: ``2 * 36 * tiles * C_in * C_out`` each; the input
     and output transforms, memory-bound, are not counted), and how many there were."""
-    from course_nst import _winograd
+    from course_nst._fast import winograd as _winograd
 
     seen = []
 
@@ -304,12 +317,12 @@ def winograd_flops(run):
 
     names = ["conv3x3", "conv3x3_input_grad"]  # forward; input gradient
     reals = [getattr(_winograd, n) for n in names]
-    for n, real in zip(names, reals):
+    for n, real in zip(names, reals, strict=True):
         setattr(_winograd, n, counting(real))
     try:
         run()
     finally:
-        for n, real in zip(names, reals):
+        for n, real in zip(names, reals, strict=True):
             setattr(_winograd, n, real)
     return sum(seen), len(seen)
 
@@ -405,7 +418,11 @@ def bench_one(name, size, device, repeats, do_memory, threads):
     # same function: J, its content and style parts, and its gradient at the same G
     r_o, r_b = ours(), base()
     d = bb.defaults
-    pairs = [(r_o["J"], r_b["J"]), (d.alpha * r_o["J_content"], r_b["content"]), (d.beta * r_o["J_style"], r_b["style"])]
+    pairs = [
+        (r_o["J"], r_b["J"]),
+        (d.alpha * r_o["J_content"], r_b["content"]),
+        (d.beta * r_o["J_style"], r_b["style"]),
+    ]
     J_rel = max(abs(a - b) / abs(b) for a, b in pairs)
     # the gradients, less the total-variation part (identical code in both, and it can
     # dominate the gradient at a white-noise start, which would hide a difference)
@@ -427,18 +444,25 @@ def bench_one(name, size, device, repeats, do_memory, threads):
     for fn in runners:  # warm-up
         fn()
     for _ in range(repeats):
-        for fn, t in zip(runners, times):
+        for fn, t in zip(runners, times, strict=True):
             t.append(timed(fn, device))
     t_o, t_b, t_mm = times[:3]
     t_w = times[3] if n_wino else None
     res = dict(
-        name=name, size=size, repeats=repeats,
-        ours_ms=1e3 * statistics.median(t_o), base_ms=1e3 * statistics.median(t_b),
-        ours_min=1e3 * min(t_o), base_min=1e3 * min(t_b),
+        name=name,
+        size=size,
+        repeats=repeats,
+        ours_ms=1e3 * statistics.median(t_o),
+        base_ms=1e3 * statistics.median(t_b),
+        ours_min=1e3 * min(t_o),
+        base_min=1e3 * min(t_b),
         wino_ms=1e3 * statistics.median(t_w) if t_w else None,
         mm_gflops=mm_flops / statistics.median(t_mm) / 1e9,
-        gf_ours=flops_ours / 1e9, gf_wino_run=flops_wino_run / 1e9, gf_base=flops_base / 1e9,
-        J_rel=J_rel, g_rel=g_rel,
+        gf_ours=flops_ours / 1e9,
+        gf_wino_run=flops_wino_run / 1e9,
+        gf_base=flops_base / 1e9,
+        J_rel=J_rel,
+        g_rel=g_rel,
     )
     res["ratio"] = res["base_ms"] / res["ours_ms"]
     res["ratio_min"] = res["base_min"] / res["ours_min"]
@@ -463,15 +487,13 @@ def machine_line(device):
             for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
             if line.startswith("Model name")
         )
-    except Exception:  # noqa: BLE001 - informational only
+    except Exception:
         model = platform.processor() or "unknown CPU"
     s = f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if device.startswith("cuda"):
         s += f", GPU {torch.cuda.get_device_name()}"
-    try:
+    with contextlib.suppress(OSError):
         s += f", load average {os.getloadavg()[0]:.2f} at start"
-    except OSError:
-        pass
     return s
 
 
@@ -496,31 +518,38 @@ def main(argv=None):
     print(f"one cost evaluation (forward to the deepest layer, costs, backward to the pixels), device {args.device}")
     print(f"machine: {machine_line(args.device)}")
     print("command: " + " ".join([os.path.basename(sys.executable), *sys.argv]))
-    hdr = (f"{'backbone':18s} {'px':>4s} {'n':>3s} {'ours ms':>9s} {'base ms':>9s} {'ratio':>6s} "
-           f"{'ours min':>9s} {'base min':>9s} {'ratio':>6s} "
-           f"{'GF/eval':>8s} {'matmul GF/s':>11s} {'%matmul':>7s} {'(min)':>6s} {'ours MB':>8s} {'base MB':>8s} "
-           f"{'J rel.diff':>10s} {'grad rel.diff':>13s} | "
-           f"{'wino ms':>8s} {'ratio':>6s} {'%matmul':>7s} {'run GF':>7s} {'%run':>6s} {'wino MB':>8s}")
+    hdr = (
+        f"{'backbone':18s} {'px':>4s} {'n':>3s} {'ours ms':>9s} {'base ms':>9s} {'ratio':>6s} "
+        f"{'ours min':>9s} {'base min':>9s} {'ratio':>6s} "
+        f"{'GF/eval':>8s} {'matmul GF/s':>11s} {'%matmul':>7s} {'(min)':>6s} {'ours MB':>8s} {'base MB':>8s} "
+        f"{'J rel.diff':>10s} {'grad rel.diff':>13s} | "
+        f"{'wino ms':>8s} {'ratio':>6s} {'%matmul':>7s} {'run GF':>7s} {'%run':>6s} {'wino MB':>8s}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for name in args.backbones:
         for size in sizes:
-            r = bench_one(name, size, args.device, args.repeats or repeats_for(name, size, args.quick), do_memory, threads)
-            mem = (f"{r['ours_mb']:8.0f} {r['base_mb']:8.0f}" if do_memory else f"{'-':>8s} {'-':>8s}")
+            r = bench_one(
+                name, size, args.device, args.repeats or repeats_for(name, size, args.quick), do_memory, threads
+            )
+            mem = f"{r['ours_mb']:8.0f} {r['base_mb']:8.0f}" if do_memory else f"{'-':>8s} {'-':>8s}"
             if r["wino_ms"]:
                 wmem = f"{r['wino_mb']:8.0f}" if do_memory else f"{'-':>8s}"
-                wino = (f"{r['wino_ms']:8.1f} {r['wino_ratio']:5.2f}x {100 * r['wino_frac']:6.1f}% "
-                        f"{r['gf_wino_run']:7.2f} {100 * r['wino_frac_run']:5.1f}% {wmem}")
+                wino = (
+                    f"{r['wino_ms']:8.1f} {r['wino_ratio']:5.2f}x {100 * r['wino_frac']:6.1f}% "
+                    f"{r['gf_wino_run']:7.2f} {100 * r['wino_frac_run']:5.1f}% {wmem}"
+                )
             else:
                 wino = "(no convolution takes the Winograd form)"
-            print(f"{name:18s} {size:4d} {r['repeats']:3d} {r['ours_ms']:9.1f} {r['base_ms']:9.1f} {r['ratio']:5.2f}x "
-                  f"{r['ours_min']:9.1f} {r['base_min']:9.1f} {r['ratio_min']:5.2f}x "
-                  f"{r['gf_ours']:8.2f} {r['mm_gflops']:11.1f} {100 * r['frac']:6.1f}% {100 * r['frac_min']:5.1f}% {mem} "
-                  f"{r['J_rel']:10.1e} {r['g_rel']:13.1e} | {wino}", flush=True)
-    try:
+            print(
+                f"{name:18s} {size:4d} {r['repeats']:3d} {r['ours_ms']:9.1f} {r['base_ms']:9.1f} {r['ratio']:5.2f}x "
+                f"{r['ours_min']:9.1f} {r['base_min']:9.1f} {r['ratio_min']:5.2f}x "
+                f"{r['gf_ours']:8.2f} {r['mm_gflops']:11.1f} {100 * r['frac']:6.1f}% {100 * r['frac_min']:5.1f}% {mem} "
+                f"{r['J_rel']:10.1e} {r['g_rel']:13.1e} | {wino}",
+                flush=True,
+            )
+    with contextlib.suppress(OSError):
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":

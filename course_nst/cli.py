@@ -17,10 +17,14 @@ Mistakes in the input print one line to stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 from .errors import InputError
 
@@ -43,6 +47,133 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
     return value
+
+
+MIN_SIZE = 8  # the smallest image the networks accept (course_nst.images.MIN_SIZE)
+SEED_MAX = 2**63 - 1
+
+
+def _image_size(text: str) -> int:
+    value = _positive_int(text)
+    if value < MIN_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_SIZE} pixels, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, got {value}")
+    return value
+
+
+def check_device(name: str | None) -> None:
+    """A one-line error for a device that does not exist here."""
+    if name is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError(f"--device {name}: Apple's MPS is not available on this machine; use --device cpu")
+    elif dev.type != "cpu":
+        raise InputError(f"--device {name}: unsupported device type; use cpu, cuda or mps")
+
+
+def check_output(out: Path, inputs: Sequence[str] = ()) -> None:
+    """Before the run: the output can be written, and it is not one of the input images."""
+    for source in inputs:
+        src = Path(source)
+        if src.exists() and out.exists() and os.path.samefile(src, out):
+            raise InputError(f"output {out} is the input image {source}; choose another file name")
+        if src.exists() and src.resolve() == out.resolve():
+            raise InputError(f"output {out} is the input image {source}; choose another file name")
+    if out.is_dir():
+        raise InputError(f"output path {out} is a directory; give a file name such as {out / 'result.png'}")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise InputError(f"cannot write {out}: permission denied")
+    folder = out.parent
+    while not folder.exists():
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"cannot write {out}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {out}: the folder {folder} is not writable")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, a container stop, a job scheduler) interrupts like Ctrl-C does."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM interrupts (the loop returns its best image); later ones are ignored, so
+    they cannot cut the clean-up or the save."""
+
+    def handler(signum: int, frame: Any) -> None:
+        _ignore_interrupts()
+        raise KeyboardInterrupt
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            if signal.getsignal(s) is handler:
+                signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM for a moment (while the result is being saved)."""
+    try:
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _ignore_interrupts() -> None:
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _non_negative_float(text: str) -> float:
@@ -71,15 +202,21 @@ def _load_input(source: str, what: str):
 
 def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
     from .backbones import load_backbone
-    from .transfer import NonFiniteCostError, style_transfer
+    from .transfer import NonFiniteCostError, check_fits_in_memory, output_shape, style_transfer
 
+    check_device(args.device)
+    if args.alpha == 0 and args.beta == 0:
+        raise InputError("--alpha 0 and --beta 0 leave neither content nor style to match; give one a weight > 0")
     backbone = load_backbone(args.backbone, weights=args.weights, pooling=args.pooling, device=args.device)
     if args.content_layer or args.style_layers:
         backbone.check_layers([args.content_layer or backbone.content_layer, *(args.style_layers or [])])
+    check_fits_in_memory(backbone, output_shape(content, args.size))  # before saying anything else
     print(f"backbone: {backbone.name} on {backbone.device}", file=sys.stderr)
     t0 = time.perf_counter()
     try:
-        result = style_transfer(
+        with warnings.catch_warnings(record=True) as caught, interrupt_once():
+            warnings.simplefilter("always", RuntimeWarning)
+            result = style_transfer(
             content,
             style,
             backbone=backbone,
@@ -96,16 +233,27 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
             progress=not args.quiet,
             winograd=args.winograd,
             **_control_options(args),
-        )
+            )
     except NonFiniteCostError as e:
-        path = e.result.save(out)
+        with signals_deferred():
+            path = e.result.save(out)
         print(f"error: {e}; the last finite image was saved to {path}", file=sys.stderr)
         return 1
-    path = result.save(out)
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning):
+            print(f"warning: {str(w.message).splitlines()[0]}", file=sys.stderr)
+    if result.stopped == "interrupted":
+        _ignore_interrupts()  # the run is over: a further Ctrl-C must not cut the save or the message
+    with signals_deferred():
+        path = result.save(out)
+    if result.stopped == "interrupted":
+        print(f"interrupted after {len(result.history)} evaluations: the best image so far was saved to {path}",
+              file=sys.stderr)
+        return 130
+    if not result.history:
+        return 0
     first, best = result.start or result.history[0], result.final
-    note = {"interrupted": " (interrupted: best image so far)", "callback": " (stopped early)"}.get(
-        result.stopped or "", ""
-    )
+    note = {"callback": " (stopped early)", "converged": " (J had stopped improving)"}.get(result.stopped or "", "")
     print(f"wrote {path}{note}")
     print(
         f"J before: {first['J']:.4g}  after: {best['J']:.4g}  "
@@ -132,6 +280,10 @@ def _load_mask(source: str):
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(f"output file must end in .png or .jpg, got {out.name!r}")
+    check_output(out, [args.content, *args.style, *(args.mask or [])])
     n = len(args.style)
     if args.style_weights is not None and len(args.style_weights) != n:
         raise InputError(f"--style-weights got {len(args.style_weights)} number(s) for {n} style image(s)")
@@ -141,11 +293,6 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     styles = [_load_input(s, "style") for s in args.style]
     style = styles[0] if n == 1 else styles
     args.masks = [_load_mask(m) for m in args.mask] if args.mask is not None else None
-    out = Path(args.output)
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise InputError(f"output file must end in .png or .jpg, got {out.name!r}")
-    if out.is_dir():
-        raise InputError(f"output path {out} is a directory; give a file name such as {out / 'result.png'}")
     return _stylize(content, style, out, args)
 
 
@@ -157,6 +304,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise InputError(f"{out_dir} exists and is not a directory")
     print(f"demo: the content of '{DEMO_CONTENT}' in the style of '{DEMO_STYLE}' (bundled samples)")
     out = out_dir / f"demo_{DEMO_CONTENT}_{DEMO_STYLE}.png"
+    check_output(out)
     return _stylize(samples.load(DEMO_CONTENT), samples.load(DEMO_STYLE), out, args)
 
 
@@ -204,7 +352,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _add_transfer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", type=_positive_int, default=256, help="longer side of the output in pixels (default 256)")
+    p.add_argument("--size", type=_image_size, default=256, help="longer side of the output in pixels (default 256)")
     p.add_argument("--steps", type=_positive_int, default=None, help="cost evaluations (default: the backbone's)")
     p.add_argument("--backbone", default="auto", help="auto (default: vgg19), vgg19 or efficientnet_lite0")
     p.add_argument("--weights", default=None,
@@ -218,7 +366,7 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-layer", default=None, help="layer for the content cost")
     p.add_argument("--style-layers", nargs="+", default=None, metavar="LAYER", help="layers for the style cost (equal lambdas)")
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the initial noise, 0..2**63-1")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--winograd", action="store_true",
@@ -279,30 +427,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", help="vgg19")
     p.set_defaults(func=_cmd_weights)
 
-    try:
-        from . import release
+    from .instructor import grading, release
 
-        release.add_release_parser(sub)
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from . import grading
-
-        grading.add_grade_parser(sub)
-    except (ImportError, AttributeError):
-        pass
+    release.add_release_parser(sub)
+    grading.add_grade_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
-    except InputError as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        try:
+            with sigterm_as_interrupt():
+                args = build_parser().parse_args(argv)
+                return int(args.func(args) or 0)
+        except InputError as e:
+            print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            _ignore_interrupts()
+            print("interrupted", file=sys.stderr)
+            return 130
+    except KeyboardInterrupt:  # a second Ctrl-C while reporting the first
         return 130
 
 

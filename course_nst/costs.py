@@ -35,7 +35,7 @@ absorb; the images that come out are the same for suitably rescaled weights.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -54,9 +54,7 @@ def _check_activation(a: Tensor, what: str) -> None:
     if not isinstance(a, Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(a).__name__}")
     if a.dim() != 4 or a.shape[0] != 1:
-        raise ValueError(
-            f"{what} must have shape [1, n_C, n_H, n_W] (one image), got {list(a.shape)}"
-        )
+        raise ValueError(f"{what} must have shape [1, n_C, n_H, n_W] (one image), got {list(a.shape)}")
 
 
 def _check_same_shape(a: Tensor, b: Tensor, what_a: str, what_b: str) -> None:
@@ -129,10 +127,7 @@ def layer_style_cost(a_S: Tensor, a_G: Tensor, *, gram_S: Tensor | None = None) 
     if gram_S is None:
         _check_activation(a_S, "a_S")
         if a_S.shape[1] != n_C:
-            raise ValueError(
-                f"a_S has {a_S.shape[1]} channels but a_G has {n_C}; "
-                "they must come from the same layer"
-            )
+            raise ValueError(f"a_S has {a_S.shape[1]} channels but a_G has {n_C}; they must come from the same layer")
         gram_S = gram_matrix(a_S)
         positions_S = a_S.shape[2] * a_S.shape[3]
         if positions_S != n_H * n_W:

@@ -25,6 +25,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -49,6 +50,9 @@ MIN_SIZE = 8
 
 #: Seconds to wait for a server when :func:`load_image` is given a URL.
 URL_TIMEOUT = 30
+#: The most pixels a file may decode to (a small file can hold a huge one-colour image). JPEGs larger than
+#: this, or than ``max_size``, are scaled down by the decoder itself (PIL's ``draft``); others are refused.
+MAX_PIXELS = 64_000_000
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
@@ -84,9 +88,9 @@ def load_image(source: ImageSource, max_size: int | None = None) -> torch.Tensor
         if isinstance(text, bytes):
             text = os.fsdecode(text)
         if _looks_like_url(text):
-            image = _from_pil(_open_url(text))
+            image = _from_pil(_open_url(text, max_size))
         else:
-            image = _from_pil(_open_path(Path(text).expanduser()))
+            image = _from_pil(_open_path(Path(text).expanduser(), max_size))
         what = text
     else:
         raise InputError(
@@ -123,7 +127,7 @@ def _looks_like_url(text: str) -> bool:
     return "://" in text and text.split("://", 1)[0].isalpha()
 
 
-def _open_url(url: str) -> Image.Image:
+def _open_url(url: str, max_size: int | None = None) -> Image.Image:
     scheme = url.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise InputError(
@@ -140,10 +144,10 @@ def _open_url(url: str) -> Image.Image:
         ) from None
     if not data:
         raise InputError(f"{url} returned an empty response; check the address")
-    return _decode(io.BytesIO(data), url)
+    return _decode(io.BytesIO(data), url, max_size)
 
 
-def _open_path(path: Path) -> Image.Image:
+def _open_path(path: Path, max_size: int | None = None) -> Image.Image:
     if not path.exists():
         where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
         raise InputError(f"no such file: {path}{where}; check the path")
@@ -157,25 +161,60 @@ def _open_path(path: Path) -> Image.Image:
             data = file.read()
     except PermissionError:
         raise InputError(f"cannot read {path}: permission denied; check the file's permissions") from None
-    return _decode(io.BytesIO(data), str(path))
+    return _decode(io.BytesIO(data), str(path), max_size)
 
 
-def _decode(stream: io.BytesIO, what: str) -> Image.Image:
-    """Open and fully decode an image file, turning PIL's failures into InputError."""
+def _decode(stream: io.BytesIO, what: str, max_size: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, turning PIL's failures into InputError.
+
+    The size is checked before decoding: a JPEG is decoded at a reduced scale when it is larger than
+    ``max_size`` or :data:`MAX_PIXELS`; any other file over :data:`MAX_PIXELS` is refused.
+    """
     try:
-        image = Image.open(stream)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(stream)
     except UnidentifiedImageError:
         raise InputError(
             f"{what} is not an image PIL can read; is it really a PNG/JPEG file?"
         ) from None
-    except Image.DecompressionBombError as error:
-        raise InputError(f"{what} is too large to open safely ({error}); shrink it first") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        image = None
+    if image is None or image.width * image.height > MAX_PIXELS or max_size is not None:
+        image = _reduce_while_decoding(stream, image, what, max_size)
     try:
         image.load()  # force the full decode now: a truncated file fails here
     except (OSError, SyntaxError, ValueError) as error:
         raise InputError(
             f"{what} is truncated or corrupt ({error}); re-download or re-export it"
         ) from None
+    return image
+
+
+def _reduce_while_decoding(stream: io.BytesIO, image: Image.Image | None, what: str,
+                           max_size: int | None) -> Image.Image:
+    """Ask the JPEG decoder for a smaller scale; refuse what stays over :data:`MAX_PIXELS`."""
+    if image is None:  # PIL refused to open it at all: look at the header without its bomb check
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            stream.seek(0)
+            image = Image.open(stream)
+        except Exception:  # noqa: BLE001 - reported as unreadable below
+            raise InputError(f"{what} is not an image PIL can read") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+    width, height = image.size
+    if image.format == "JPEG":  # the decoder can scale by 1/2, 1/4 or 1/8 on the way
+        fits = [k for k in (1, 2, 4, 8) if (width / k) * (height / k) <= MAX_PIXELS]
+        big_enough = [k for k in (1, 2, 4, 8) if max_size is not None and max(width, height) / k >= max_size]
+        k = max(min(fits, default=8), max(big_enough, default=1))
+        if k > 1:
+            image.draft(image.mode if image.mode in ("RGB", "L") else None, (-(-width // k), -(-height // k)))
+    if image.width * image.height > MAX_PIXELS:
+        raise InputError(
+            f"{what} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), more than the "
+            f"{MAX_PIXELS / 1e6:.0f} this loader decodes; shrink it first (or save it as JPEG)"
+        )
     return image
 
 
@@ -353,12 +392,19 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
             pil.save(file, format=image_format, **options)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp creates 0600; a saved image is a normal file
         os.replace(temp_name, path)
     except BaseException:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # --------------------------------------------------------------------------- resizing

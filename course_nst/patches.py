@@ -29,11 +29,10 @@ image the first position in row-major order.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -178,8 +177,13 @@ def _iter_images(images, max_size: int | None) -> Iterator[Tensor]:
             if samples.is_sample(item):
                 yield samples.load(item, max_size=max_size)
                 continue
-        if isinstance(item, Tensor) and item.dim() == 4 and item.shape[0] == 1 and item.shape[1] == 3 \
-                and item.dtype == torch.float32:
+        if (
+            isinstance(item, Tensor)
+            and item.dim() == 4
+            and item.shape[0] == 1
+            and item.shape[1] == 3
+            and item.dtype == torch.float32
+        ):
             x = item.detach()
             if float(x.min()) < 0 or float(x.max()) > 1:
                 raise InputError("image tensors must hold values in [0, 1]")
@@ -603,6 +607,13 @@ def top_patches(
     if not isinstance(layer, str):
         raise InputError(f"layer must be one layer name (use top_patches_many for several), got {layer!r}")
     return top_patches_many(
-        backbone, images, [layer], units, k, batch_size=batch_size, max_size=max_size, margin=margin,
+        backbone,
+        images,
+        [layer],
+        units,
+        k,
+        batch_size=batch_size,
+        max_size=max_size,
+        margin=margin,
         progress=progress,
     )[layer]

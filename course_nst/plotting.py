@@ -9,7 +9,7 @@ in a notebook). Nothing here changes global matplotlib state.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -167,12 +167,16 @@ def plot_rf_growth(
         line = ax.plot(depth, sizes, marker="o", ms=3, label=label)[0]
         # label where the stride changes (and the last layer)
         last_stride = None
-        for d, n in zip(depth, names):
+        for d, n in zip(depth, names, strict=True):
             stride = table[n].stride
             if stride != last_stride or n == names[-1]:
                 ax.annotate(
-                    f"{n} ({table[n].size})", (d, table[n].size), fontsize=7, color=line.get_color(),
-                    xytext=(3, -9) if line_no % 2 else (-6, 6), textcoords="offset points",
+                    f"{n} ({table[n].size})",
+                    (d, table[n].size),
+                    fontsize=7,
+                    color=line.get_color(),
+                    xytext=(3, -9) if line_no % 2 else (-6, 6),
+                    textcoords="offset points",
                     ha="left" if line_no % 2 else "right",
                 )
                 last_stride = stride
@@ -214,12 +218,15 @@ def plot_receptive_fields(
     ax.imshow(img)
     colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(fields))))
     lo_y, lo_x, hi_y, hi_x = 0, 0, H, W
-    for (name, rf), colour in zip(fields.items(), colours):
+    for (name, rf), colour in zip(fields.items(), colours, strict=True):
         row = max(0, round((cy - rf.start) / rf.stride))
         col = max(0, round((cx - rf.start) / rf.stride))
         top, left, bottom, right = rf.box(row, col)
-        ax.add_patch(Rectangle((left - 0.5, top - 0.5), rf.size, rf.size, fill=False, lw=2, ec=colour,
-                               label=f"{name}: {rf.size} px"))
+        ax.add_patch(
+            Rectangle(
+                (left - 0.5, top - 0.5), rf.size, rf.size, fill=False, lw=2, ec=colour, label=f"{name}: {rf.size} px"
+            )
+        )
         lo_y, lo_x = min(lo_y, top), min(lo_x, left)
         hi_y, hi_x = max(hi_y, bottom), max(hi_x, right)
     pad = 0.03 * max(hi_y - lo_y, hi_x - lo_x)
@@ -267,7 +274,7 @@ def plot_patch_grid(
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, u in zip(axes.flat, units):
+    for ax, u in zip(axes.flat, units, strict=True):
         entries = result.entries(u)
         patches = result.patches(u)
         blank = [e[0] <= 0 for e in entries]
@@ -356,7 +363,9 @@ def plot_images(
     aspect = max(a.shape[0] / a.shape[1] for a in arrays)
     extra = 0.35 if titles is not None else 0.0
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(ncols * scale, nrows * (scale * aspect + extra) + (0.4 if suptitle else 0)),
+        nrows,
+        ncols,
+        figsize=(ncols * scale, nrows * (scale * aspect + extra) + (0.4 if suptitle else 0)),
         squeeze=False,
     )
     for i, ax in enumerate(axes.flat):
@@ -404,7 +413,7 @@ def plot_cost_curves(
     if not keys:
         raise InputError("no cost to plot: keys is empty")
     fig, axes = plt.subplots(1, len(keys), figsize=(scale * len(keys), 3.0 + (0.3 if title else 0)), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
+    for ax, key in zip(axes.flat, keys, strict=True):
         for label, res in runs.items():
             values = np.asarray(res.curve(key), dtype=float)
             factor, prefix = 1.0, ""
@@ -417,8 +426,12 @@ def plot_cost_curves(
             if log:
                 values = np.where(values > 0, values, np.nan)  # log axes cannot show 0
             ax.plot(steps, values, label=label or None, lw=1.5)
-        ax.set_title(prefix + _COST_LABELS.get(key, key) if weighted and key in ("J_content", "J_style")
-                     else _COST_LABELS.get(key, key), fontsize=10)
+        ax.set_title(
+            prefix + _COST_LABELS.get(key, key)
+            if weighted and key in ("J_content", "J_style")
+            else _COST_LABELS.get(key, key),
+            fontsize=10,
+        )
         ax.set_xlabel("cost evaluation")
         if log:
             ax.set_yscale("log")
@@ -481,5 +494,6 @@ def plot_ratio_grid(
             titles.append(f"{label}\n$J_{{content}}$={f['J_content']:.3g}, $J_{{style}}$={f['J_style']:.3g}")
         else:
             titles.append(label)
-    return plot_images([r.image for r in runs.values()], titles, ncols=ncols, scale=scale,
-                       suptitle=suptitle, fontsize=8)
+    return plot_images(
+        [r.image for r in runs.values()], titles, ncols=ncols, scale=scale, suptitle=suptitle, fontsize=8
+    )

@@ -41,8 +41,8 @@ For VGG19: conv1_1 sees 3 pixels, conv3_1 24, conv4_2 84 and conv5_1 156.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from torch import nn
 
@@ -136,7 +136,9 @@ def rf_recurrence(
         try:
             values = [int(v) for v in layer]
         except (TypeError, ValueError) as e:
-            raise InputError(f"layer {i}: expected (kernel, stride, padding[, dilation]) integers, got {layer!r}") from e
+            raise InputError(
+                f"layer {i}: expected (kernel, stride, padding[, dilation]) integers, got {layer!r}"
+            ) from e
         if len(values) not in (3, 4):
             raise InputError(f"layer {i}: expected (kernel, stride, padding[, dilation]), got {layer!r}")
         k, s, p = values[:3]
@@ -248,4 +250,3 @@ def receptive_field(backbone, layer: str | None = None):
             size, jump, start = rf_recurrence(geometry, initial=(size, jump, start))[-1]
         table[name] = ReceptiveField(int(size), int(jump), float(start))
     return table if layer is None else table[layer]
-

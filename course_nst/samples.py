@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -68,18 +68,15 @@ _PHOTOS: dict[str, tuple[str, str]] = {
     ),
     "motorcycle": (
         "motorcycle_left.png",
-        "photo: a motorcycle, left view of the Middlebury stereo pair "
-        "(skimage.data.stereo_motorcycle)",
+        "photo: a motorcycle, left view of the Middlebury stereo pair (skimage.data.stereo_motorcycle)",
     ),
     "hubble": (
         "hubble_deep_field.jpg",
-        "photo: galaxies in the Hubble eXtreme Deep Field (NASA, public domain; "
-        "skimage.data.hubble_deep_field)",
+        "photo: galaxies in the Hubble eXtreme Deep Field (NASA, public domain; skimage.data.hubble_deep_field)",
     ),
     "camera": (
         "camera.png",
-        "photo (grayscale, loaded as RGB): a person with a camera on a tripod "
-        "(CC0; skimage.data.camera)",
+        "photo (grayscale, loaded as RGB): a person with a camera on a tripod (CC0; skimage.data.camera)",
     ),
 }
 
@@ -133,9 +130,7 @@ def load(name: str, max_size: int | None = None) -> torch.Tensor:
 
 def _check_name(name: object) -> None:
     if not is_sample(name):
-        raise InputError(
-            f"unknown sample {name!r}; available samples: {', '.join(names())}"
-        )
+        raise InputError(f"unknown sample {name!r}; available samples: {', '.join(names())}")
 
 
 def _photo_path(name: str) -> Path:
@@ -145,8 +140,7 @@ def _photo_path(name: str) -> Path:
     path = Path(list(spec.submodule_search_locations)[0]) / _PHOTOS[name][0]
     if not path.is_file():
         raise InputError(
-            f"sample photo {name!r} is missing from the installed scikit-image ({path}); "
-            "reinstall scikit-image"
+            f"sample photo {name!r} is missing from the installed scikit-image ({path}); reinstall scikit-image"
         )
     return path
 
@@ -226,14 +220,14 @@ def _smear(paint: np.ndarray, vx: np.ndarray, vy: np.ndarray, length: float, ste
     for sign in (1.0, -1.0):
         px, py = xs.ravel().copy(), ys.ravel().copy()
         for i in range(steps):
-            index = np.clip(np.rint(py), 0, size - 1).astype(np.intp) * size + np.clip(
-                np.rint(px), 0, size - 1
-            ).astype(np.intp)
+            index = np.clip(np.rint(py), 0, size - 1).astype(np.intp) * size + np.clip(np.rint(px), 0, size - 1).astype(
+                np.intp
+            )
             px += sign * step * fx[index]
             py += sign * step * fy[index]
-            index = np.clip(np.rint(py), 0, size - 1).astype(np.intp) * size + np.clip(
-                np.rint(px), 0, size - 1
-            ).astype(np.intp)
+            index = np.clip(np.rint(py), 0, size - 1).astype(np.intp) * size + np.clip(np.rint(px), 0, size - 1).astype(
+                np.intp
+            )
             weight = 1.0 - (i + 1) / (steps + 1)  # fade towards the stroke ends
             total += weight * flat[index]
             count += weight
@@ -255,8 +249,13 @@ def _swirls(rng: np.random.Generator, size: int) -> np.ndarray:
     # flow: a wavy stream to the right plus a few vortices
     vx = np.ones_like(x) + 0.35 * _noise(rng, size, 3)
     vy = 0.6 * np.sin(2 * np.pi * (1.3 * x + 0.4 * y)) + 0.35 * _noise(rng, size, 3)
-    vortices = [(0.30, 0.30, 0.16, 2.6), (0.68, 0.22, 0.10, -2.0), (0.55, 0.52, 0.12, 2.2),
-                (0.85, 0.55, 0.08, -1.8), (0.12, 0.62, 0.09, 1.6)]
+    vortices = [
+        (0.30, 0.30, 0.16, 2.6),
+        (0.68, 0.22, 0.10, -2.0),
+        (0.55, 0.52, 0.12, 2.2),
+        (0.85, 0.55, 0.08, -1.8),
+        (0.12, 0.62, 0.09, 1.6),
+    ]
     rings = np.zeros_like(x)
     for cx, cy, radius, strength in vortices:
         dx, dy = x - cx, y - cy
@@ -271,12 +270,27 @@ def _swirls(rng: np.random.Generator, size: int) -> np.ndarray:
     # paint before smearing: sky ramp + rings + blotches at several scales
     t = 0.25 + 0.35 * y + 0.12 * rings + 0.09 * _fractal(rng, size, 6)
     t += 0.06 * _noise(rng, size, max(8, size // 6))  # stroke-sized colour jitter
-    sky = _palette(np.clip(t, 0, 1), [(0.0, "#0a1a4a"), (0.25, "#163a8a"), (0.45, "#2f63b8"),
-                                      (0.6, "#5f93cf"), (0.72, "#a8cbe0"), (0.82, "#e8e2a8"),
-                                      (1.0, "#f5d54a")])
+    sky = _palette(
+        np.clip(t, 0, 1),
+        [
+            (0.0, "#0a1a4a"),
+            (0.25, "#163a8a"),
+            (0.45, "#2f63b8"),
+            (0.6, "#5f93cf"),
+            (0.72, "#a8cbe0"),
+            (0.82, "#e8e2a8"),
+            (1.0, "#f5d54a"),
+        ],
+    )
     # stars and a moon: yellow cores with haloes of rings
-    for cx, cy, radius in [(0.82, 0.14, 0.075), (0.18, 0.14, 0.03), (0.45, 0.10, 0.028),
-                           (0.62, 0.36, 0.03), (0.92, 0.38, 0.025), (0.35, 0.45, 0.022)]:
+    for cx, cy, radius in [
+        (0.82, 0.14, 0.075),
+        (0.18, 0.14, 0.03),
+        (0.45, 0.10, 0.028),
+        (0.62, 0.36, 0.03),
+        (0.92, 0.38, 0.025),
+        (0.35, 0.45, 0.022),
+    ]:
         d = np.hypot(x - cx, y - cy) / radius
         halo = np.exp(-((d / 2.3) ** 2)) * (0.55 + 0.45 * np.cos(2 * np.pi * d / 0.9))
         sky = _mix(sky, _palette(np.full_like(d, 0.55), [(0, "#f3e38a"), (1, "#f3e38a")]), 0.8 * halo)
@@ -284,13 +298,16 @@ def _swirls(rng: np.random.Generator, size: int) -> np.ndarray:
         sky = _mix(sky, core, (d < 1.0).astype(float))
     # dark rolling hills and a flame-like cypress
     hills = 0.80 + 0.05 * np.sin(2 * np.pi * (1.2 * x + 0.1)) + 0.02 * _noise(rng, size, 5)
-    ground = _palette(np.clip((y - hills) * 4 + 0.2 * _fractal(rng, size, 8), 0, 1),
-                      [(0.0, "#2a4f7a"), (0.4, "#1d3b5c"), (0.7, "#2c4a2a"), (1.0, "#12251a")])
+    ground = _palette(
+        np.clip((y - hills) * 4 + 0.2 * _fractal(rng, size, 8), 0, 1),
+        [(0.0, "#2a4f7a"), (0.4, "#1d3b5c"), (0.7, "#2c4a2a"), (1.0, "#12251a")],
+    )
     sky = _mix(sky, ground, (y > hills).astype(float))
     flame = 0.055 * (1 - y) ** 0.3 * (1 + 0.35 * np.sin(2 * np.pi * 9 * y)) * (y > 0.18)
     cypress = np.abs(x - 0.12 - 0.02 * np.sin(2 * np.pi * 3 * y)) < flame
-    dark = _palette(np.clip(0.5 + 0.3 * _fractal(rng, size, 10), 0, 1),
-                    [(0.0, "#0c1f14"), (0.5, "#1e3d22"), (1.0, "#4a6a2e")])
+    dark = _palette(
+        np.clip(0.5 + 0.3 * _fractal(rng, size, 10), 0, 1), [(0.0, "#0c1f14"), (0.5, "#1e3d22"), (1.0, "#4a6a2e")]
+    )
     sky = _mix(sky, dark, cypress.astype(float))
     vx = np.where(cypress, 0.1, vx)
     vy = np.where(cypress, 1.0, vy)
@@ -316,8 +333,12 @@ def _stained_glass(rng: np.random.Generator, size: int) -> np.ndarray:
     edge = ((dist[:, 1] ** 2 - dist[:, 0] ** 2) / (2 * gap)).reshape(size, size)
     cell = index[:, 0].reshape(size, size)
 
-    jewels = np.array([_rgb(c) for c in ["#9b111e", "#0f52ba", "#00875a", "#ffbf00",
-                                         "#7b3fb0", "#1fb5a8", "#e0601a", "#c8102e", "#2b3fa0"]])
+    jewels = np.array(
+        [
+            _rgb(c)
+            for c in ["#9b111e", "#0f52ba", "#00875a", "#ffbf00", "#7b3fb0", "#1fb5a8", "#e0601a", "#c8102e", "#2b3fa0"]
+        ]
+    )
     radius = np.hypot(seeds[:, 0] - 0.5, seeds[:, 1] - 0.5)
     angle = np.arctan2(seeds[:, 1] - 0.5, seeds[:, 0] - 0.5)
     ring = np.digitize(radius, [0.1, 0.22, 0.34, 0.47])
@@ -342,8 +363,7 @@ def _stained_glass(rng: np.random.Generator, size: int) -> np.ndarray:
     lead = np.clip(1.5 - edge / width, 0, 1)
     for circle, thick in [(0.47, 0.008), (0.22, 0.006), (0.1, 0.005)]:
         lead = np.maximum(lead, np.clip(1.5 - np.abs(r - circle) / thick, 0, 1))
-    metal = _palette(np.clip(0.5 + 0.3 * _noise(rng, size, 40), 0, 1),
-                     [(0.0, "#0d0d10"), (1.0, "#3a3a40")])
+    metal = _palette(np.clip(0.5 + 0.3 * _noise(rng, size, 40), 0, 1), [(0.0, "#0d0d10"), (1.0, "#3a3a40")])
     return _mix(glass, metal, lead)
 
 
@@ -365,20 +385,20 @@ def _shapes(rng: np.random.Generator, size: int) -> np.ndarray:
         return (r, g, b, alpha)
 
     # big circle-in-circle, upper left
-    for rad, c in [(0.21, "#0b0b0b"), (0.19, "#6a3d9a"), (0.13, "#1b4f9c"),
-                   (0.09, "#e56fa0"), (0.05, "#f4c430")]:
+    for rad, c in [(0.21, "#0b0b0b"), (0.19, "#6a3d9a"), (0.13, "#1b4f9c"), (0.09, "#e56fa0"), (0.05, "#f4c430")]:
         draw.ellipse(P(0.27 - rad, 0.28 - rad, 0.27 + rad, 0.28 + rad), fill=colour(c))
     # triangles and quads, translucent so they overlap into new colours
-    for pts, c, a in [((0.45, 0.95, 0.75, 0.35, 0.98, 0.9), "#f4c430", 220),
-                      ((0.05, 0.9, 0.3, 0.55, 0.55, 0.98), "#d7263d", 200),
-                      ((0.6, 0.05, 0.95, 0.12, 0.78, 0.45), "#2a9d8f", 210),
-                      ((0.5, 0.5, 0.7, 0.6, 0.55, 0.8, 0.38, 0.66), "#1b4f9c", 190)]:
+    for pts, c, a in [
+        ((0.45, 0.95, 0.75, 0.35, 0.98, 0.9), "#f4c430", 220),
+        ((0.05, 0.9, 0.3, 0.55, 0.55, 0.98), "#d7263d", 200),
+        ((0.6, 0.05, 0.95, 0.12, 0.78, 0.45), "#2a9d8f", 210),
+        ((0.5, 0.5, 0.7, 0.6, 0.55, 0.8, 0.38, 0.66), "#1b4f9c", 190),
+    ]:
         draw.polygon(P(*pts), fill=colour(c, a))
     # concentric rings, lower right
     for k in range(6):
         rad = 0.12 - 0.02 * k
-        draw.ellipse(P(0.78 - rad, 0.68 - rad, 0.78 + rad, 0.68 + rad),
-                     fill=colour(colours[(k * 3) % len(colours)]))
+        draw.ellipse(P(0.78 - rad, 0.68 - rad, 0.78 + rad, 0.68 + rad), fill=colour(colours[(k * 3) % len(colours)]))
     # a checkerboard patch
     cell = 0.025
     for i in range(6):
@@ -389,8 +409,7 @@ def _shapes(rng: np.random.Generator, size: int) -> np.ndarray:
     # small circles scattered
     for _ in range(14):
         cx, cy, rad = rng.uniform(0.05, 0.95), rng.uniform(0.05, 0.95), rng.uniform(0.01, 0.035)
-        draw.ellipse(P(cx - rad, cy - rad, cx + rad, cy + rad),
-                     fill=colour(colours[rng.integers(len(colours))], 235))
+        draw.ellipse(P(cx - rad, cy - rad, cx + rad, cy + rad), fill=colour(colours[rng.integers(len(colours))], 235))
     # bold and thin lines, and arcs
     for _ in range(9):
         x0, y0, x1, y1 = rng.uniform(0.0, 1.0, 4)
@@ -398,13 +417,21 @@ def _shapes(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(5):
         cx, cy, rad = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.3)
         start = rng.uniform(0, 360)
-        draw.arc(P(cx - rad, cy - rad, cx + rad, cy + rad), start, start + rng.uniform(60, 160),
-                 fill=colour(colours[rng.integers(len(colours))]), width=max(1, int(s * 0.008)))
+        draw.arc(
+            P(cx - rad, cy - rad, cx + rad, cy + rad),
+            start,
+            start + rng.uniform(60, 160),
+            fill=colour(colours[rng.integers(len(colours))]),
+            width=max(1, int(s * 0.008)),
+        )
     # a fan of thin lines
     for k in range(9):
         a = np.deg2rad(200 + 8 * k)
-        draw.line(P(0.62, 0.3, 0.62 + 0.33 * np.cos(a), 0.3 + 0.33 * np.sin(a)),
-                  fill=colour("#0b0b0b"), width=max(1, int(s * 0.003)))
+        draw.line(
+            P(0.62, 0.3, 0.62 + 0.33 * np.cos(a), 0.3 + 0.33 * np.sin(a)),
+            fill=colour("#0b0b0b"),
+            width=max(1, int(s * 0.003)),
+        )
 
     image = np.asarray(canvas.resize((size, size), Image.LANCZOS)).astype(np.float64) / 255.0
     # paint texture: brush streaks in two directions plus canvas grain
@@ -422,8 +449,9 @@ def _waves(rng: np.random.Generator, size: int) -> np.ndarray:
     """Hokusai-like layered ocean waves with white foam under a pale sky."""
     x, y = _grid(size)
     # sky: warm paper with soft clouds, a distant snowy mountain
-    sky = _palette(np.clip(y * 1.6 + 0.05 * _fractal(rng, size, 5), 0, 1),
-                   [(0.0, "#c9b48e"), (0.5, "#ead9b2"), (1.0, "#f4ead0")])
+    sky = _palette(
+        np.clip(y * 1.6 + 0.05 * _fractal(rng, size, 5), 0, 1), [(0.0, "#c9b48e"), (0.5, "#ead9b2"), (1.0, "#f4ead0")]
+    )
     clouds = np.clip(_fractal(rng, size, 4) - 0.8, 0, 1) * (y < 0.4)
     image = _mix(sky, _rgb("#f8f1e0"), 0.7 * clouds)
     mountain = 0.47 - np.minimum(0.13, 0.2 * np.clip(1 - np.abs(x - 0.72) / 0.2, 0, 1) ** 1.3)
@@ -432,8 +460,12 @@ def _waves(rng: np.random.Generator, size: int) -> np.ndarray:
     image = _mix(image, _palette(y, [(0.3, "#ffffff"), (0.4, "#c9d6e6")]), ((y > mountain) & (y < snow)).astype(float))
 
     layers = [  # (baseline, amplitude, waves per width, phase, sharpness)
-        (0.47, 0.02, 7, 0.1, 2), (0.53, 0.035, 5, 0.6, 2), (0.60, 0.05, 4, 0.3, 3),
-        (0.69, 0.07, 3, 0.8, 3), (0.78, 0.09, 2.5, 0.45, 3), (0.90, 0.13, 1.6, 0.15, 4),
+        (0.47, 0.02, 7, 0.1, 2),
+        (0.53, 0.035, 5, 0.6, 2),
+        (0.60, 0.05, 4, 0.3, 3),
+        (0.69, 0.07, 3, 0.8, 3),
+        (0.78, 0.09, 2.5, 0.45, 3),
+        (0.90, 0.13, 1.6, 0.15, 4),
     ]
     light = _rgb("#a9c9e3")
     foam_mask = Image.new("L", (size, size), 0)
@@ -447,8 +479,10 @@ def _waves(rng: np.random.Generator, size: int) -> np.ndarray:
             crest_row = crest_row - 0.36 * np.exp(-(((t - 0.27) / 0.13) ** 2))
         crest = np.broadcast_to(crest_row, (size, size))
         depth = (y - crest) / (0.06 + 0.02 * k)  # 0 at the crest, grows downwards
-        water = _palette(np.clip(depth, 0, 1), [(0.0, "#f2f6f7"), (0.06, "#a9c9e3"), (0.2, "#4f7fb3"),
-                                               (0.5, "#1d3f75"), (1.0, "#0d1b3d")])
+        water = _palette(
+            np.clip(depth, 0, 1),
+            [(0.0, "#f2f6f7"), (0.06, "#a9c9e3"), (0.2, "#4f7fb3"), (0.5, "#1d3f75"), (1.0, "#0d1b3d")],
+        )
         # lines that follow the crest, as in a woodblock print
         lines = 0.5 + 0.5 * np.cos(2 * np.pi * depth * (10 + 2 * k) + 2 * _noise(rng, size, 6))
         water = _mix(water, water * 0.55 + light * 0.45, (lines > 0.82) * (depth < 0.75) * 0.8)
@@ -461,7 +495,7 @@ def _waves(rng: np.random.Generator, size: int) -> np.ndarray:
         top = crest_row[np.clip((xs * size).astype(int), 0, size - 1)]
         ys = top - rng.exponential(0.006 + 0.002 * k, count) + rng.uniform(0, 0.008, count)
         rad = rng.uniform(0.002, 0.005 + 0.001 * k, count) * size
-        for cx, cy, r in zip((xs * size).tolist(), (ys * size).tolist(), rad.tolist()):
+        for cx, cy, r in zip((xs * size).tolist(), (ys * size).tolist(), rad.tolist(), strict=True):
             foam.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
     foam_alpha = np.asarray(foam_mask).astype(np.float64) / 255.0
     image = _mix(image, _palette(y, [(0, "#ffffff"), (1, "#e6eef2")]), foam_alpha)
@@ -477,8 +511,10 @@ def _pointillism(rng: np.random.Generator, size: int) -> np.ndarray:
     sun = np.exp(-(((x - 0.72) ** 2 + (y - 0.18) ** 2) / 0.01))
     sky = _mix(sky, _palette(y, [(0, "#ffd24a"), (1, "#ff9a3c")]), sun)
     water = _palette(np.clip((y - 0.45) * 3 + 0.15 * n2, 0, 1), [(0, "#7fb3d9"), (0.5, "#2f7fb5"), (1, "#1d5e86")])
-    grass = _palette(np.clip(0.5 + 0.35 * n2 + (y - 0.75) * 1.5, 0, 1),
-                     [(0, "#d9d15a"), (0.4, "#7fb347"), (0.8, "#2e7d3a"), (1, "#1c4f2a")])
+    grass = _palette(
+        np.clip(0.5 + 0.35 * n2 + (y - 0.75) * 1.5, 0, 1),
+        [(0, "#d9d15a"), (0.4, "#7fb347"), (0.8, "#2e7d3a"), (1, "#1c4f2a")],
+    )
     scene = sky
     shore = 0.45 + 0.02 * np.sin(2 * np.pi * 2 * x)
     scene = _mix(scene, water, (y > shore).astype(float))
@@ -487,8 +523,9 @@ def _pointillism(rng: np.random.Generator, size: int) -> np.ndarray:
     # trees: dark green canopies with violet shadows
     for cx, cy, r in [(0.12, 0.32, 0.14), (0.3, 0.36, 0.1), (0.9, 0.55, 0.12)]:
         d = np.hypot((x - cx) / 1.0, (y - cy) / 1.3) / r + 0.15 * n2
-        canopy = _palette(np.clip(0.5 + 0.5 * n1 + (y - cy) * 3, 0, 1),
-                          [(0, "#7fa63c"), (0.5, "#2e6b2e"), (1, "#3b2d6b")])
+        canopy = _palette(
+            np.clip(0.5 + 0.5 * n1 + (y - cy) * 3, 0, 1), [(0, "#7fa63c"), (0.5, "#2e6b2e"), (1, "#3b2d6b")]
+        )
         scene = _mix(scene, canopy, (d < 1).astype(float))
     # a red sail
     sail = (np.abs(x - 0.58) < (y - 0.3) * 0.5) & (y < 0.44) & (y > 0.3)
@@ -507,21 +544,39 @@ def _pointillism(rng: np.random.Generator, size: int) -> np.ndarray:
     colours[accent] = 0.6 * base[accent] + 0.4 * (1 - base[accent])[:, [1, 2, 0]]
     colours = np.rint(np.clip(colours, 0, 1) * 255).astype(int)
     radii = radius * rng.uniform(0.7, 1.3, count)
-    for cx, cy, r, (cr, cg, cb) in zip(px.tolist(), py.tolist(), radii.tolist(), colours.tolist()):
+    for cx, cy, r, (cr, cg, cb) in zip(px.tolist(), py.tolist(), radii.tolist(), colours.tolist(), strict=True):
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(cr, cg, cb))
     return np.asarray(canvas).astype(np.float64) / 255.0
 
 
 # name -> (drawing function, one-line description, seed)
 _STYLES: dict[str, tuple[Callable[[np.random.Generator, int], np.ndarray], str, int]] = {
-    "swirls": (_swirls, "style (generated): swirling blue and yellow brush strokes of a "
-               "starry night, Van-Gogh-like (course_nst.samples)", 1853),
-    "stained_glass": (_stained_glass, "style (generated): a rose window of jewel-coloured "
-                      "Voronoi glass panes with dark lead lines (course_nst.samples)", 1248),
-    "shapes": (_shapes, "style (generated): bold overlapping circles, triangles and lines, "
-               "Kandinsky-like (course_nst.samples)", 1923),
-    "waves": (_waves, "style (generated): layered blue ocean waves with white foam, "
-              "Hokusai-like woodblock print (course_nst.samples)", 1831),
-    "pointillism": (_pointillism, "style (generated): a river bank painted in small dots of "
-                    "pure colour, Seurat-like (course_nst.samples)", 1884),
+    "swirls": (
+        _swirls,
+        "style (generated): swirling blue and yellow brush strokes of a "
+        "starry night, Van-Gogh-like (course_nst.samples)",
+        1853,
+    ),
+    "stained_glass": (
+        _stained_glass,
+        "style (generated): a rose window of jewel-coloured "
+        "Voronoi glass panes with dark lead lines (course_nst.samples)",
+        1248,
+    ),
+    "shapes": (
+        _shapes,
+        "style (generated): bold overlapping circles, triangles and lines, Kandinsky-like (course_nst.samples)",
+        1923,
+    ),
+    "waves": (
+        _waves,
+        "style (generated): layered blue ocean waves with white foam, "
+        "Hokusai-like woodblock print (course_nst.samples)",
+        1831,
+    ),
+    "pointillism": (
+        _pointillism,
+        "style (generated): a river bank painted in small dots of pure colour, Seurat-like (course_nst.samples)",
+        1884,
+    ),
 }

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -39,7 +40,9 @@ __all__ = [
     "default_scales",
     "estimate_memory",
     "initial_image",
+    "output_shape",
     "stage_sizes",
+    "stage_steps",
     "style_transfer",
 ]
 
@@ -95,7 +98,7 @@ class NonFiniteCostError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------
-def _as_image(x: Any, what: str, max_size: int | None) -> Tensor:
+def _as_image(x: Any, what: str, max_size: int | None = None) -> Tensor:
     """Tensors pass through; paths, PIL images, arrays and sample names are loaded."""
     from . import images
 
@@ -110,6 +113,15 @@ def _as_image(x: Any, what: str, max_size: int | None) -> Tensor:
     if max_size is not None:
         img = images.resize(img, max_size)
     return img
+
+
+def output_shape(image: Tensor, size: int | None) -> tuple[int, int]:
+    """``(H, W)`` of ``image`` with its longer side made ``size`` (``None``: as it is)."""
+    H, W = image.shape[-2:]
+    if size is None:
+        return int(H), int(W)
+    scale = size / max(H, W)
+    return max(1, round(H * scale)), max(1, round(W * scale))
 
 
 def initial_image(
@@ -303,10 +315,17 @@ def stage_sizes(scales: Sequence[float], shape: tuple[int, int]) -> list[tuple[i
     return out
 
 
-def _stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
+def stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
+    """Evaluations per stage: ``steps`` split so that each coarser stage gets twice as many
+    as the next finer one (it costs about a quarter as much per evaluation), or one number
+    per stage as given. ``stage_steps(300, 2) == [200, 100]``."""
     if isinstance(steps, int) and not isinstance(steps, bool):
         _check_positive(steps, "steps", integer=True)
-        return [steps] * n_stages
+        if steps < n_stages:
+            raise InputError(f"steps={steps} is fewer than the {n_stages} stages of the schedule; use scales=(1.0,)")
+        weights = [2 ** (n_stages - 1 - i) for i in range(n_stages)]
+        counts = [max(1, round(steps * w / sum(weights))) for w in weights[:-1]]
+        return [*counts, max(1, steps - sum(counts))]
     steps = list(steps)
     if len(steps) != n_stages:
         raise InputError(f"steps has {len(steps)} entries but the schedule has {n_stages} stages; give one per stage")
@@ -465,8 +484,8 @@ def style_transfer(
             reconstruction.
         backbone: a :class:`Backbone`, a name, or ``None`` for ``load_backbone("auto")``.
         size: longer side, in pixels, to resize the content image to (``None``: as given).
-        steps: the most cost evaluations per stage of the schedule (``None``: the
-            backbone's default), or one number per stage.
+        steps: the most cost evaluations in all (``None``: the backbone's default), split
+            among the stages of the schedule by :func:`stage_steps`, or one number per stage.
         scales: the coarse-to-fine schedule, fractions of the final size ending with 1,
             e.g. ``(0.5, 1.0)``: optimise at half size, upsample the result, finish at full
             size. ``None``: :func:`default_scales` of the size; ``(1.0,)`` is the lecture's
@@ -565,22 +584,19 @@ def style_transfer(
     C0 = _as_image(content, "content", None) if content is not None else None
     if masks is not None and C0 is None:
         raise InputError("masks are over the content image; give a content image")
-    C = _resize_to(C0, size) if C0 is not None else None
     S = styles[0] if styles is not None else (_as_image(style, "style", None) if style is not None else None)
-    if C is not None:
-        H, W = C.shape[-2:]
-    else:
-        assert S is not None
-        H, W = S.shape[-2:] if size is None else resize(S, size).shape[-2:]
+    H, W = output_shape(C0 if C0 is not None else S, size)  # type: ignore[arg-type]
+    check_fits_in_memory(backbone, (H, W))  # before anything of that size is made
+    C = C0
+    if C is not None and (H, W) != tuple(C.shape[-2:]):
+        C = resize(C, (H, W))
     if scales is None:
         scales = default_scales(max(H, W))
     scales = [float(s) for s in scales]
     if not scales or scales[-1] != 1.0 or any(not 0 < s <= 1 for s in scales) or scales != sorted(scales):
         raise InputError(f"scales must rise to 1.0, each in (0, 1], e.g. (0.5, 1.0); got {tuple(scales)}")
     sizes = stage_sizes(scales, (H, W))
-    per_stage = _stage_steps(steps, len(scales))
-    per_stage = [n for n, s in zip(per_stage, scales) if s == 1.0 or (round(H * s), round(W * s)) in sizes]
-    check_fits_in_memory(backbone, (H, W))
+    per_stage = stage_steps(steps, len(sizes))
     if winograd is None:
         winograd = backbone.device.type == "cpu" and max(H, W) <= 384
     if styles is None and S is not None:
@@ -653,7 +669,7 @@ def style_transfer(
     final_stage = False
     t0 = time.perf_counter()
     try:
-        for stage, ((h, w), n) in enumerate(zip(sizes, per_stage)):
+        for stage, ((h, w), n) in enumerate(zip(sizes, per_stage, strict=True)):
             final_stage = stage == len(sizes) - 1
             if stage > 0:
                 G = F.interpolate(G, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
@@ -663,8 +679,10 @@ def style_transfer(
                     result.start = {k: float(v) for k, v in objective(start_full.to(backbone.device)).items()}
             stage_best.clear()
 
-            def on_record(image: Tensor, record: dict[str, float], scale: float = h / H) -> bool:
-                rec = {"step": float(len(result.history) + 1), "scale": scale, **record}
+            def on_record(
+                image: Tensor, record: dict[str, float], h: int = h, w: int = w, final_stage: bool = final_stage
+            ) -> bool:
+                rec = {"step": float(len(result.history) + 1), "scale": h / H, **record}
                 result.history.append(rec)
                 if rec["J"] < stage_best.get("J", math.inf):
                     stage_best.update(J=rec["J"], image=image)
@@ -702,11 +720,10 @@ def style_transfer(
     result.seconds = time.perf_counter() - t0
     if colour == "luminance":  # the result's luminance with the content's colours
         result.image = controls.recombine_luminance(result.image, colour_C)
+    if result.final and result.start and result.final["J"] >= result.start["J"]:
+        warnings.warn(f"the cost never decreased in {len(result.history)} evaluations: the result is the "
+                      "starting image; lower lr, or check alpha, beta and the images", RuntimeWarning, stacklevel=2)
     return result
-
-
-def _resize_to(image: Tensor, size: int | None) -> Tensor:
-    return image if size is None else resize(image, size)
 
 
 def _stage_styles(styles: list[Tensor], long_side: int, single: bool) -> Tensor | list[Tensor]:

@@ -239,8 +239,9 @@ def test_the_original_network_is_really_trained(vgg_original, vgg_random, traine
     bb = vgg_original if trained else vgg_random
     cat = samples.load("chelsea")
     f_cat = _deep_features(bb, cat)
-    nearest_other = min(float((f_cat - _deep_features(bb, samples.load(n))).norm())
-                        for n in ("coffee", "astronaut", "rocket"))
+    nearest_other = min(
+        float((f_cat - _deep_features(bb, samples.load(n))).norm()) for n in ("coffee", "astronaut", "rocket")
+    )
     crop = float((f_cat - _deep_features(bb, cat[:, :, 20:220, 60:300])).norm()) / nearest_other
     blue_cat = float((f_cat - _deep_features(bb, cat[:, [2, 0, 1]])).norm()) / nearest_other
     if trained:

@@ -19,7 +19,6 @@ from course_nst.checks import (
     check_total_cost,
 )
 
-
 # --------------------------------------------------------------------------- reference step
 
 
@@ -93,15 +92,27 @@ WRONG = {
         ["Coursera", "4 n_H n_W n_C", "1/2"],
     ),
     "content_norm": (ref.content_cost, lambda a_C, a_G: 0.5 * torch.norm(a_C - a_G), ["norm", "square"]),
-    "content_float": (ref.content_cost, lambda a_C, a_G: 0.5 * ((a_C - a_G) ** 2).sum().item(), ["Python float", ".item()"]),
+    "content_float": (
+        ref.content_cost,
+        lambda a_C, a_G: 0.5 * ((a_C - a_G) ** 2).sum().item(),
+        ["Python float", ".item()"],
+    ),
     "content_numpy": (
         ref.content_cost,
         lambda a_C, a_G: 0.5 * np.sum((a_C.detach().numpy() - a_G.detach().numpy()) ** 2),
         ["numpy"],
     ),
-    "content_detached": (ref.content_cost, lambda a_C, a_G: 0.5 * ((a_C - a_G.detach()) ** 2).sum(), ["does not require grad", "graph"]),
+    "content_detached": (
+        ref.content_cost,
+        lambda a_C, a_G: 0.5 * ((a_C - a_G.detach()) ** 2).sum(),
+        ["does not require grad", "graph"],
+    ),
     "content_not_summed": (ref.content_cost, lambda a_C, a_G: 0.5 * (a_C - a_G) ** 2, ["shape", "sum"]),
-    "content_keepdim": (ref.content_cost, lambda a_C, a_G: 0.5 * ((a_C - a_G) ** 2).sum().reshape(1), ["shape [1]", "0-dimensional"]),
+    "content_keepdim": (
+        ref.content_cost,
+        lambda a_C, a_G: 0.5 * ((a_C - a_G) ** 2).sum().reshape(1),
+        ["shape [1]", "0-dimensional"],
+    ),
     # gram_matrix
     "gram_channels_last": (ref.gram_matrix, gram_channels_last, ["mixes channels and positions", "permute"]),
     "gram_positions_first": (ref.gram_matrix, gram_positions_first, ["mixes channels and positions", "[n_H*n_W, n_C]"]),
@@ -182,9 +193,21 @@ WRONG = {
     ),
     # style_cost
     "style_ignores_lambda": (ref.style_cost, style_with(lambda J, w: sum(J.values())), ["ignores the weights"]),
-    "style_average": (ref.style_cost, style_with(lambda J, w: sum(w[k] * J[k] for k in w) / len(w)), ["averages instead of summing"]),
-    "style_mean_no_lambda": (ref.style_cost, style_with(lambda J, w: sum(J.values()) / len(J)), ["averages", "ignores the weights"]),
-    "style_last_only": (ref.style_cost, style_with(lambda J, w: w[list(w)[-1]] * J[list(w)[-1]]), ["only the last layer"]),
+    "style_average": (
+        ref.style_cost,
+        style_with(lambda J, w: sum(w[k] * J[k] for k in w) / len(w)),
+        ["averages instead of summing"],
+    ),
+    "style_mean_no_lambda": (
+        ref.style_cost,
+        style_with(lambda J, w: sum(J.values()) / len(J)),
+        ["averages", "ignores the weights"],
+    ),
+    "style_last_only": (
+        ref.style_cost,
+        style_with(lambda J, w: w[list(w)[-1]] * J[list(w)[-1]]),
+        ["only the last layer"],
+    ),
     "style_all_layers": (
         ref.style_cost,
         lambda acts_S, acts_G, w: sum(w.get(k, 1.0) * ref.layer_style_cost(acts_S[k], acts_G[k]) for k in acts_G),
@@ -197,10 +220,22 @@ WRONG = {
         ["does not require grad"],
     ),
     # total_cost
-    "total_swapped": (ref.total_cost, lambda Jc, Js, alpha=10, beta=40: beta * Jc + alpha * Js, ["swapped alpha and beta"]),
-    "total_defaults": (ref.total_cost, lambda Jc, Js, alpha=10, beta=40: 10 * Jc + 40 * Js, ["ignores the alpha and beta"]),
+    "total_swapped": (
+        ref.total_cost,
+        lambda Jc, Js, alpha=10, beta=40: beta * Jc + alpha * Js,
+        ["swapped alpha and beta"],
+    ),
+    "total_defaults": (
+        ref.total_cost,
+        lambda Jc, Js, alpha=10, beta=40: 10 * Jc + 40 * Js,
+        ["ignores the alpha and beta"],
+    ),
     "total_no_beta": (ref.total_cost, lambda Jc, Js, alpha=10, beta=40: alpha * Jc + Js, ["forgot beta"]),
-    "total_float": (ref.total_cost, lambda Jc, Js, alpha=10, beta=40: (alpha * Jc + beta * Js).item(), ["Python float"]),
+    "total_float": (
+        ref.total_cost,
+        lambda Jc, Js, alpha=10, beta=40: (alpha * Jc + beta * Js).item(),
+        ["Python float"],
+    ),
     "total_detached": (
         ref.total_cost,
         lambda Jc, Js, alpha=10, beta=40: (alpha * Jc + beta * Js).detach(),

@@ -64,7 +64,9 @@ def test_style_cost_is_lambda_weighted_sum():
     acts_S = {"a": _rand(1, 3, 4, 4, seed=6), "b": _rand(1, 2, 2, 2, seed=7)}
     acts_G = {"a": _rand(1, 3, 4, 4, seed=8), "b": _rand(1, 2, 2, 2, seed=9)}
     lam = {"a": 0.3, "b": 2.0}
-    expected = 0.3 * loop_layer_style_cost(acts_S["a"], acts_G["a"]) + 2.0 * loop_layer_style_cost(acts_S["b"], acts_G["b"])
+    expected = 0.3 * loop_layer_style_cost(acts_S["a"], acts_G["a"]) + 2.0 * loop_layer_style_cost(
+        acts_S["b"], acts_G["b"]
+    )
     assert costs.style_cost(acts_S, acts_G, lam).item() == pytest.approx(expected, rel=1e-12)
     # a layer with lambda 0 does not count
     assert costs.style_cost(acts_S, acts_G, {"a": 0.3, "b": 0.0}).item() == pytest.approx(
@@ -107,7 +109,9 @@ def test_gram_and_style_cost_ignore_where_things_are():
     shuffled = a_G.reshape(1, 4, 30)[:, :, perm].reshape(1, 4, 5, 6)
     assert not torch.equal(shuffled, a_G)
     torch.testing.assert_close(costs.gram_matrix(shuffled), costs.gram_matrix(a_G))
-    assert costs.layer_style_cost(a_S, shuffled).item() == pytest.approx(costs.layer_style_cost(a_S, a_G).item(), rel=1e-12)
+    assert costs.layer_style_cost(a_S, shuffled).item() == pytest.approx(
+        costs.layer_style_cost(a_S, a_G).item(), rel=1e-12
+    )
     # ... while the content cost does notice
     assert costs.content_cost(a_S, shuffled).item() != pytest.approx(costs.content_cost(a_S, a_G).item())
 

@@ -63,8 +63,13 @@ def test_pil_numpy_and_tensor_sources_agree():
 
 def test_gray_sources_become_three_equal_channels():
     gray = np.linspace(0, 1, 8 * 10, dtype=np.float32).reshape(8, 10)
-    for source in (gray, gray[:, :, None], torch.from_numpy(gray), torch.from_numpy(gray)[None],
-                   torch.from_numpy(gray)[None, None]):
+    for source in (
+        gray,
+        gray[:, :, None],
+        torch.from_numpy(gray),
+        torch.from_numpy(gray)[None],
+        torch.from_numpy(gray)[None, None],
+    ):
         x = load_image(source)
         _check(x, 8, 10)
         assert torch.equal(x[0, 0], x[0, 1]) and torch.equal(x[0, 1], x[0, 2])

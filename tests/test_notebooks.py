@@ -7,7 +7,6 @@ bottom, and that every exercise cell is one a student release and a grader can u
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -15,16 +14,13 @@ import nbformat
 import pytest
 
 from course_nst.checks import EXERCISES
+from course_nst.instructor.grading import STANDARD_IMPORTS, notebook_imports  # what a grader runs first
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 NBGRADER_KEYS = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
-# What a grader runs before an exercise cell (see course_nst.grading): the standard imports, and
-# the imports from these packages found in the cells above the exercise.
-STANDARD_IMPORTS = "import math\nimport numpy as np\nimport torch\nimport course_nst\n"
-IMPORTABLE = {"math", "numpy", "torch", "course_nst", "matplotlib", "PIL", "scipy"}
 
 
 def _read(path: Path):
@@ -166,8 +162,6 @@ def test_nothing_after_the_check_uses_the_students_function(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_exercise_cells_run_alone_with_the_standard_imports(path):
     """As a grader runs them: a fresh namespace, the standard imports, the other exercises' tested versions."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
     import course_nst
     import course_nst.costs
 
@@ -176,19 +170,8 @@ def test_exercise_cells_run_alone_with_the_standard_imports(path):
         exercise = EXERCISES[_nbgrader(cell)["grade_id"]]
         namespace: dict = {}
         exec(STANDARD_IMPORTS, namespace)
-        for above in nb.cells[:i]:
-            if above.cell_type != "code":
-                continue
-            body = ast.parse(TransformerManager().transform_cell(above.source)).body  # magics -> Python
-            for node in body:
-                if isinstance(node, ast.Import):
-                    roots = {alias.name.split(".")[0] for alias in node.names}
-                elif isinstance(node, ast.ImportFrom) and node.module:
-                    roots = {node.module.split(".")[0]}
-                else:
-                    continue
-                if roots <= IMPORTABLE:
-                    exec(compile(ast.Module([node], []), "<imports>", "exec"), namespace)
+        for statement in notebook_imports(nb, cell):  # the grader's own list of allowed imports
+            exec(statement, namespace)
         for other in EXERCISES.values():
             for home in (course_nst.costs, course_nst):
                 if other.function != exercise.function and callable(getattr(home, other.function, None)):

@@ -13,10 +13,10 @@ from torch import nn
 
 matplotlib.use("Agg")
 
-from course_nst import InputError  # noqa: E402
-from course_nst.backbones import IMAGENET_STD, Backbone, BackboneDefaults, InputNormalization  # noqa: E402
-from course_nst.checks.convnets import EXERCISES, _crop, check_find_top_patch  # noqa: E402
-from course_nst.patches import (  # noqa: E402
+from course_nst import InputError
+from course_nst.backbones import IMAGENET_STD, Backbone, BackboneDefaults, InputNormalization
+from course_nst.checks.convnets import EXERCISES, _crop, check_find_top_patch
+from course_nst.patches import (
     IMAGENET_MEAN,
     crop_patch,
     find_top_patch,
@@ -24,7 +24,6 @@ from course_nst.patches import (  # noqa: E402
     top_patches,
     top_patches_many,
 )
-from course_nst.receptive_field import receptive_field  # noqa: E402
 
 DEFAULTS = BackboneDefaults("a", {"a": 1.0}, 1.0, 1.0, 0.0, 1)
 MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
@@ -230,7 +229,9 @@ def test_hand_built_edge_detector_finds_vertical_edges():
     sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
     with torch.no_grad():
         conv.weight.copy_(sobel.expand(1, 3, 3, 3) / 3)
-    bb = Backbone("edges", [("edge", conv), ("relu", nn.ReLU())], InputNormalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), DEFAULTS)
+    bb = Backbone(
+        "edges", [("edge", conv), ("relu", nn.ReLU())], InputNormalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), DEFAULTS
+    )
     g = torch.Generator().manual_seed(0)
     images, kinds = [], []
     for i in range(24):
@@ -248,7 +249,7 @@ def test_hand_built_edge_detector_finds_vertical_edges():
     # the zero padding (black here) makes a dark-to-bright edge at every left border: keep
     # the two outer columns out, as the notebook's margin does for the real network
     res = top_patches(bb, images, "relu", k=6, margin=2)
-    for value, i, r, c in res.entries(0):
+    for value, i, _r, c in res.entries(0):
         kind, pos = kinds[i]
         assert kind == "vertical" and value > 1.0
         assert c in (pos - 1, pos)  # the unit sits on the edge
@@ -321,9 +322,9 @@ def test_image_set_is_deterministic_and_sized():
     b = image_set(4, 64, seed=3)
     c = image_set(4, 64, seed=4)
     assert len(a) == 4 and all(x.shape == (1, 3, 64, 64) for x in a)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert not all(torch.equal(x, y) for x, y in zip(a, c))
-    assert all(0 <= float(x.min()) and float(x.max()) <= 1 for x in a)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+    assert all(float(x.min()) >= 0 and float(x.max()) <= 1 for x in a)
     with pytest.raises(InputError):
         image_set(0)
     with pytest.raises(InputError, match="unknown image source"):

@@ -119,8 +119,15 @@ def test_objective_equals_the_lecture_costs_on_plain_features(request, which):
     S = samples.load("swirls", max_size=64)
     H, W = C.shape[-2:]
     obj = StyleTransferObjective(
-        bb, C, S, content_layer=bb.content_layer, style_layers=bb.style_layers,
-        alpha=bb.alpha, beta=bb.beta, tv_weight=bb.tv_weight, out_shape=(H, W),
+        bb,
+        C,
+        S,
+        content_layer=bb.content_layer,
+        style_layers=bb.style_layers,
+        alpha=bb.alpha,
+        beta=bb.beta,
+        tv_weight=bb.tv_weight,
+        out_shape=(H, W),
     )
     G = initial_image("noise", C, (H, W), seed=0).requires_grad_(True)
     terms = obj(G)

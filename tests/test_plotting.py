@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-from course_nst.errors import InputError  # noqa: E402
-from course_nst.plotting import plot_cost_curves, plot_gram, plot_images, plot_ratio_grid  # noqa: E402
-from course_nst.transfer import Result  # noqa: E402
+from course_nst.errors import InputError
+from course_nst.plotting import plot_cost_curves, plot_gram, plot_images, plot_ratio_grid
+from course_nst.transfer import Result
 
 
 @pytest.fixture(autouse=True)
@@ -148,8 +148,9 @@ def random_backbone():
 
 
 def test_png_bytes_is_a_png_scaled_up():
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     from course_nst.widgets import png_bytes
 
@@ -162,8 +163,9 @@ def test_explorer_builds_and_runs(random_backbone):
     pytest.importorskip("ipywidgets")
     from course_nst.widgets import StyleTransferExplorer, style_transfer_explorer
 
-    explorer = style_transfer_explorer(_image(32, 32), _image(32, 32, seed=1), backbone=random_backbone,
-                                       size=32, steps=10, update_every=2)
+    explorer = style_transfer_explorer(
+        _image(32, 32), _image(32, 32, seed=1), backbone=random_backbone, size=32, steps=10, update_every=2
+    )
     assert isinstance(explorer, StyleTransferExplorer)
     default = random_backbone.alpha / random_backbone.beta
     assert explorer.ratio.value == pytest.approx(default)

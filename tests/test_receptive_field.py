@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from course_nst import InputError
-from course_nst.backbones import Backbone, BackboneDefaults, InputNormalization, load_backbone
+from course_nst.backbones import Backbone, BackboneDefaults, InputNormalization
 from course_nst.checks.convnets import EXERCISES, _recurrence, check_rf_recurrence
 from course_nst.receptive_field import ReceptiveField, layer_geometry, receptive_field, rf_recurrence
 
@@ -133,7 +133,12 @@ def test_generic_modules_against_gradient():
 
 
 def test_unsupported_module_is_reported():
-    bb = Backbone("up", [("a", nn.Conv2d(3, 3, 3)), ("b", nn.Upsample(scale_factor=2))], InputNormalization((0, 0, 0), (1, 1, 1)), DEFAULTS)
+    bb = Backbone(
+        "up",
+        [("a", nn.Conv2d(3, 3, 3)), ("b", nn.Upsample(scale_factor=2))],
+        InputNormalization((0, 0, 0), (1, 1, 1)),
+        DEFAULTS,
+    )
     assert receptive_field(bb, "a").size == 3
     with pytest.raises(InputError, match="Upsample"):
         receptive_field(bb, "b")

@@ -98,7 +98,7 @@ def test_photo_loads_offline(name):
     x = samples.load(name, max_size=96)
     assert x.dtype == torch.float32 and x.dim() == 4 and x.shape[:2] == (1, 3)
     assert max(x.shape[-2:]) == 96 and min(x.shape[-2:]) >= 8
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert float(x.std()) > 0.05  # a real picture, not a blank
 
 
@@ -118,7 +118,7 @@ def test_style_loads(name):
     x = samples.load(name, max_size=SMALL)
     assert tuple(x.shape) == (1, 3, SMALL, SMALL)
     assert x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
 
 
 def test_default_style_size():

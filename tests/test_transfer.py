@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_nst import InputError, NonFiniteCostError, costs, load_backbone, samples, style_transfer
+from course_nst import InputError, NonFiniteCostError, costs, samples, style_transfer
 from course_nst.transfer import initial_image
 
 
@@ -19,7 +19,7 @@ def test_noise_start_lowers_J_tenfold_and_is_reproducible(request, which, pair):
     kwargs = dict(backbone=backbone, steps=80, progress=False, seed=3)
     first = style_transfer(content, style, **kwargs)
     assert first.image.shape == content.shape
-    assert 0 <= first.image.min() and first.image.max() <= 1
+    assert first.image.min() >= 0 and first.image.max() <= 1
     assert len(first.history) == 80
     assert first.final["J"] <= first.history[0]["J"] / 10
     again = style_transfer(content, style, **kwargs)
@@ -144,6 +144,12 @@ def test_default_schedule_grows_with_the_size():
     assert default_scales(1024) == (0.25, 0.5, 1.0)
     assert stage_sizes((0.25, 0.5, 1.0), (120, 256)) == [(60, 128), (120, 256)]  # 30x64 is too small: skipped
     assert stage_sizes((0.5, 1.0), (512, 384)) == [(256, 192), (512, 384)]
+    from course_nst.transfer import stage_steps
+
+    assert stage_steps(300, 1) == [300]
+    assert stage_steps(300, 2) == [200, 100]
+    assert stage_steps(70, 3) == [40, 20, 10]
+    assert stage_steps([5, 7], 2) == [5, 7]
 
 
 def test_coarse_to_fine_records_each_stage_and_returns_the_full_size_best(lite0):
@@ -177,8 +183,23 @@ def test_a_run_too_large_for_the_memory_is_refused_before_it_starts(lite0, monke
 
     monkeypatch.setattr(transfer, "available_memory", lambda device: 2e9)
     big = torch.rand(1, 3, 1200, 1600)
-    with pytest.raises(InputError, match=r"needs about .* GB but only 2.0 GB is free on cpu; use a size of at most "
-                                         r"about \d+ px") as e:
+    with pytest.raises(
+        InputError,
+        match=r"needs about .* GB but only 2.0 GB is free on cpu; use a size of at most "
+        r"about \d+ px",
+    ) as e:
         style_transfer(big, big, backbone=lite0, progress=False)
     fits = int(str(e.value).rsplit("about ", 1)[1].split()[0])
     assert transfer.estimate_memory(lite0, (fits * 3 // 4, fits)) <= 2e9 < transfer.estimate_memory(lite0, (1200, 1600))
+
+
+def test_a_huge_size_is_refused_before_anything_of_that_size_is_made(lite0, pair, monkeypatch):
+    from course_nst import images, transfer
+
+    made = []
+    real = images.resize
+    for module in (images, transfer):
+        monkeypatch.setattr(module, "resize", lambda img, size: made.append(size) or real(img, size))
+    with pytest.raises(InputError, match="use a size of at most about"):
+        style_transfer(*pair, backbone=lite0, size=100_000, progress=False)
+    assert made == []

@@ -152,8 +152,14 @@ def test_vgg19_fast_path_uses_winograd_only_when_asked_and_where_the_rules_say(v
     # not conv1_x, conv2_1 (64 channels in), not conv5_1 (512 ch at 8 px: 4 tiles)
     assert calls == [
         (128, 128, 64),
-        (128, 256, 32), (256, 256, 32), (256, 256, 32), (256, 256, 32),
-        (256, 512, 16), (512, 512, 16), (512, 512, 16), (512, 512, 16),
+        (128, 256, 32),
+        (256, 256, 32),
+        (256, 256, 32),
+        (256, 256, 32),
+        (256, 512, 16),
+        (512, 512, 16),
+        (512, 512, 16),
+        (512, 512, 16),
     ]
     for name in layers:
         assert _rel(fast[name], plain[name].double()) < 1e-4, name
@@ -177,8 +183,14 @@ def test_objective_with_winograd_is_the_same_function(vgg_random, monkeypatch):
     S = samples.load("swirls", max_size=128)
     H, W = C.shape[-2:]
     d = vgg_random.defaults
-    kw = dict(content_layer=d.content_layer, style_layers=dict(d.style_layers), alpha=d.alpha,
-              beta=d.beta, tv_weight=d.tv_weight, out_shape=(H, W))
+    kw = dict(
+        content_layer=d.content_layer,
+        style_layers=dict(d.style_layers),
+        alpha=d.alpha,
+        beta=d.beta,
+        tv_weight=d.tv_weight,
+        out_shape=(H, W),
+    )
     calls = _spy(monkeypatch)
     terms = {}
     for winograd in (False, True):

@@ -102,7 +102,10 @@ def _foldable(module: nn.Sequential) -> bool:
         return False
     conv, bn = module[0], module[1]
     return (
-        _frozen(module) and not bn.training and bn.running_var is not None and bn.affine
+        _frozen(module)
+        and not bn.training
+        and bn.running_var is not None
+        and bn.affine
         and conv.padding_mode == "zeros"
     )
 

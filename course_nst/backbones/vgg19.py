@@ -82,15 +82,24 @@ TORCHVISION = InputNormalization(
 )
 
 # --------------------------------------------------------------------------------------
-# Default cost settings, and why (see the tuning table in the module's history and the
-# notes of the issue that introduced them).
+# Default cost settings, and why.
 #
-# "original" weights (Caffe scale: activations are in the same units as the paper's):
-#   The lecture's formulas are the paper's (content 1/2 sum of squares, style
-#   1/(4 N^2 M^2) sum of squares), so the paper's settings carry over unchanged:
+# "original" weights (Caffe scale: activations in the same units as the paper's). The
+#   lecture's formulas are the paper's (content: 1/2 sum of squares; style: 1/(4 N^2 M^2)
+#   sum of squares = 1/(2 n_H n_W n_C)^2), so the paper's settings carry over unchanged:
 #   content relu4_2 (the paper's conv4_2), style relu1_1 ... relu5_1 (the paper's conv1_1
-#   ... conv5_1), lambda = 1/5 each, alpha/beta = 1e-3.
-#   TUNED: see _TUNING below for the measurements behind the values.
+#   ... conv5_1) with lambda = 1/5 each, and alpha/beta = 1e-3 (alpha 1, beta 1e3).
+#   Tried at 256 px on chelsea in the swirls, from white noise (pictures in the notes of
+#   the change that made VGG19 the default):
+#     max pooling, no tv, 300 evaluations at full size: a painting, the cat's eyes and
+#       face drawn in blue and white swirls with yellow dabs; fine colour grain all over.
+#     avg pooling (the paper's suggestion), same: more of the photo (fur, green eye, nose),
+#       less of the strokes, the same grain; kept max pooling (as trained) as the default.
+#     tv_weight 1e6: the grain barely changes; 1e7 with the coarse-to-fine schedule
+#       (half size, then full size): no grain, long clean swirl strokes, the cat's eyes
+#       and nose still there. J_tv is the sum of squared neighbour differences in [0, 1]
+#       units, tiny next to J_content in Caffe units (~1e11), hence the large weight.
+#   steps 300 in all (200 at half size, 100 at full size, see style_transfer's schedule).
 # "torchvision" and "random" weights (inputs divided by 255*std, ~58x smaller than
 #   Caffe's): activations ~58x smaller, so the content cost ~58^2 and the style cost ~58^4
 #   smaller; the same balance as the paper needs alpha/beta ~ 1e-3 / 58^2 ~ 3e-7. Not
@@ -103,7 +112,7 @@ DEFAULTS: dict[str, BackboneDefaults] = {
         style_layers=_PAPER_STYLE,
         alpha=1.0,
         beta=1e3,
-        tv_weight=0.0,
+        tv_weight=1e7,
         steps=300,
         notes="the paper's layers and alpha/beta = 1e-3 on the original weights",
     ),
@@ -182,8 +191,11 @@ def _from_quantised(sd: dict[str, Tensor], path: Path) -> dict[str, tuple[Tensor
 
 def _from_torchvision(sd: dict[str, Tensor], path: Path) -> dict[str, tuple[Tensor, Tensor]]:
     """``{conv name: (weight, bias)}`` from a torchvision state dict (``features.<i>.weight``)."""
-    indices = [i for i, m in enumerate(torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"]))
-               if isinstance(m, nn.Conv2d)]
+    indices = [
+        i
+        for i, m in enumerate(torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"]))
+        if isinstance(m, nn.Conv2d)
+    ]
     out = {}
     for name, i in zip(conv_names(), indices, strict=True):
         try:

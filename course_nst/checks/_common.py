@@ -14,8 +14,9 @@ for the grader.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["CheckResult", "Exercise", "NOT_IMPLEMENTED"]
 
@@ -60,7 +61,7 @@ class Exercise:
             problems = list(self.diagnose(fn))
         except NotImplementedError:
             return CheckResult(self.function, False, [NOT_IMPLEMENTED], not_implemented=True)
-        except Exception as e:  # noqa: BLE001 - a student's bug, reported in words
+        except Exception as e:
             where = traceback.extract_tb(e.__traceback__)[-1]
             return CheckResult(
                 self.function,

@@ -14,7 +14,8 @@ otherwise, and never raises.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -123,7 +124,7 @@ def _as_triples(result: Any) -> list[tuple[float, float, float]] | str:
 
 def _same(a, b) -> bool:
     return len(a) == len(b) and all(
-        all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) for x, y in zip(r, s)) for r, s in zip(a, b)
+        all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) for x, y in zip(r, s, strict=True)) for r, s in zip(a, b, strict=True)
     )
 
 
@@ -151,9 +152,9 @@ def _diagnose_rf_recurrence(fn: Callable[..., Any]) -> list[str]:
     # no known mistake: say where it first goes wrong
     for name in wrong:
         expected = _recurrence(stacks[name])
-        for i, (g, e) in enumerate(zip(got[name], expected)):
+        for i, (g, e) in enumerate(zip(got[name], expected, strict=True)):
             if not _same([g], [e]):
-                parts = [w for w, x, y in zip(("size", "jump", "start"), g, e) if not math.isclose(x, y, abs_tol=1e-6)]
+                parts = [w for w, x, y in zip(("size", "jump", "start"), g, e, strict=True) if not math.isclose(x, y, abs_tol=1e-6)]
                 problems.append(
                     f"stack '{name}', after layer {i} (kernel, stride, padding) = {tuple(stacks[name][i])}: "
                     f"expected (size, jump, start) = ({e[0]:g}, {e[1]:g}, {e[2]:g}), got "

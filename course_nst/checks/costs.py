@@ -20,8 +20,9 @@ otherwise; they never raise.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -205,7 +206,7 @@ def _explain(
     ratios = [_ratio(c.got, c.want) for c in cases]
     if all(r is not None for r in ratios):
         for f in factors:
-            if all(math.isclose(r, f.value(c.dims), rel_tol=FACTOR_RTOL) for r, c in zip(ratios, cases)):
+            if all(math.isclose(r, f.value(c.dims), rel_tol=FACTOR_RTOL) for r, c in zip(ratios, cases, strict=True)):
                 c0, r0 = cases[0], ratios[0]
                 if f.expr.replace("/", "").isdigit():  # a plain number: no need to spell it out
                     return [f"your result is {_factor_text(r0)}: {f.hint}"]
@@ -213,15 +214,18 @@ def _explain(
                     f"your result is {_factor_text(r0)}: off by a factor equal to {f.expr} "
                     f"(= {_fmt(r0)} for {c0.label}): {f.hint}"
                 ]
-        if all(r < 0 for r in ratios) and all(math.isclose(r, ratios[0], rel_tol=FACTOR_RTOL) for r in ratios):
-            if math.isclose(ratios[0], -1.0, rel_tol=FACTOR_RTOL):
-                return [f"your result has the wrong sign: {name} should be the expected value, not its negative"]
+        if (
+            all(r < 0 for r in ratios)
+            and all(math.isclose(r, ratios[0], rel_tol=FACTOR_RTOL) for r in ratios)
+            and math.isclose(ratios[0], -1.0, rel_tol=FACTOR_RTOL)
+        ):
+            return [f"your result has the wrong sign: {name} should be the expected value, not its negative"]
         if all(math.isclose(r, ratios[0], rel_tol=FACTOR_RTOL) for r in ratios):
             return [
                 f"your result is {_factor_text(ratios[0])} on every test (a constant factor "
                 f"{_fmt(ratios[0])}): check the constants in your formula against the lecture's"
             ]
-        listing = ", ".join(f"{_fmt(r)} for {c.label}" for r, c in zip(ratios, cases))
+        listing = ", ".join(f"{_fmt(r)} for {c.label}" for r, c in zip(ratios, cases, strict=True))
         return [
             "your result is proportional to the expected one, but the factor changes with the "
             f"shape ({listing}): check the normalisation (which of n_H, n_W, n_C you divide by, "
@@ -259,7 +263,7 @@ def _gradient_problems(
         grads = torch.autograd.grad(out.sum(), list(inputs), allow_unused=True)
     except RuntimeError as e:
         return [f"back-propagating through {name}'s result failed: {e}"]
-    for g, want in zip(grads, expected):
+    for g, want in zip(grads, expected, strict=True):
         if g is None or not _close(g.to(torch.float64), want, rtol=1e-3):
             return [
                 f"the gradient of {name}'s result with respect to {what} is wrong: part of your "
@@ -966,7 +970,6 @@ class _Objective:
 
 
 def diagnose_optimization_step(fn: Callable[..., Any]) -> list[str]:
-    name = "optimization_step"
     shape = (1, 3, 2, 2)
     objective = _Objective(shape)
     G = _random(shape, 802).requires_grad_(True)

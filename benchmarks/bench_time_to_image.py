@@ -1,0 +1,193 @@
+"""Time to a finished image: the default ``style_transfer`` against the textbook implementation.
+
+What a user waits for is a finished picture, so this times whole runs, from white noise to
+the final image, at the sizes people use:
+
+*ours*      ``style_transfer(content, style, backbone=..., size=..., init="noise")`` with every
+            default: the backbone's layers, alpha, beta and tv_weight, the coarse-to-fine
+            schedule, early stopping, Winograd where it is on by default.
+*textbook*  the PyTorch neural-style tutorial's design (``Baseline`` in bench_transfer.py: an
+            ``nn.Sequential`` copy of the network with a normalisation module and loss modules,
+            parameters not frozen), the same weights, layers, alpha, beta and tv_weight, and
+            the tutorial's optimiser: ``torch.optim.LBFGS([image])`` with its default settings,
+            the image clamped to [0, 1] in the closure, 300 evaluations at full size.
+
+Both start from the same white noise (seed 0). The final image of each is then measured
+with the same cost: our objective at full size (J, its content and style parts); lower is
+better. Each run is a fresh child process; ``peak MB`` is its resident-memory high-water
+mark above its RSS after the backbone and the images were loaded (``VmHWM`` after
+``/proc/self/clear_refs``). ``--memory-only`` measures just that for three evaluations of
+each (for sizes too large to run whole on a laptop, e.g. 1024 px).
+
+    .venv/bin/python benchmarks/bench_time_to_image.py                       # vgg19 256 px
+    .venv/bin/python benchmarks/bench_time_to_image.py --backbones vgg19 efficientnet_lite0 --sizes 256 512
+    .venv/bin/python benchmarks/bench_time_to_image.py --memory-only --sizes 512 1024
+    .venv/bin/python benchmarks/bench_time_to_image.py --save out/bench     # also the images
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_transfer import Baseline
+
+CONTENT, STYLE = "chelsea", "swirls"
+
+
+def _status_bytes(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024.0
+    raise KeyError(key)
+
+
+def peak_rss_reset() -> float:
+    """Reset the RSS high-water mark (Linux: 5 into clear_refs); the RSS now."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_bytes("VmRSS")
+
+
+def _inputs(name: str, size: int):
+    from course_nst import load_backbone, samples
+    from course_nst.images import resize
+
+    bb = load_backbone(name, device="cpu")
+    C = resize(samples.load(CONTENT), size)
+    S = resize(samples.load(STYLE), tuple(C.shape[-2:]))  # the tutorial takes images of one size
+    return bb, C, S
+
+
+def _measure_final(bb, C, S, image):
+    """J of ``image`` with our objective at full size (the same cost for both)."""
+    from course_nst.transfer import StyleTransferObjective
+
+    d = bb.defaults
+    objective = StyleTransferObjective(
+        bb,
+        C,
+        S,
+        content_layer=d.content_layer,
+        style_layers=dict(d.style_layers),
+        alpha=d.alpha,
+        beta=d.beta,
+        tv_weight=d.tv_weight,
+        out_shape=C.shape[-2:],
+    )
+    with torch.inference_mode():
+        return {k: float(v) for k, v in objective(image).items()}
+
+
+def run_ours(bb, C, S, memory_only: bool):
+    from course_nst import style_transfer
+
+    steps = None
+    if memory_only:  # three evaluations at the final size only: the peak is there
+        steps, scales = 3, (1.0,)
+    else:
+        scales = None
+    r = style_transfer(C, S, backbone=bb, init="noise", seed=0, progress=False, steps=steps, scales=scales, tol=1e-3)
+    return r.image, len(r.history), sum(rec["scale"] ** 2 for rec in r.history), r.stopped
+
+
+def run_textbook(bb, C, S, memory_only: bool, evaluations: int = 300):
+    from course_nst.transfer import initial_image
+
+    d = bb.defaults
+    base = Baseline(bb, C, S, d.content_layer, dict(d.style_layers), d.alpha, d.beta, d.tv_weight)
+    img = initial_image("noise", C, tuple(C.shape[-2:]), 0).requires_grad_(True)
+    opt = torch.optim.LBFGS([img])  # the tutorial's optimiser, default settings
+    n = [0]
+    limit = 3 if memory_only else evaluations
+
+    def closure():
+        with torch.no_grad():
+            img.clamp_(0, 1)
+        opt.zero_grad()
+        loss = base(img)
+        loss.backward()
+        n[0] += 1
+        return loss
+
+    while n[0] < limit:
+        opt.step(closure)
+    with torch.no_grad():
+        img.clamp_(0, 1)
+    return img.detach(), n[0], float(n[0]), None
+
+
+def child(name, size, which, memory_only, save, queue):
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    bb, C, S = _inputs(name, size)
+    base = peak_rss_reset()
+    t0 = time.perf_counter()
+    image, n, full_equiv, stopped = (run_ours if which == "ours" else run_textbook)(bb, C, S, memory_only)
+    seconds = time.perf_counter() - t0
+    peak = _status_bytes("VmHWM") - base
+    final = _measure_final(bb, C, S, image)
+    if save:
+        from course_nst.images import save_image
+
+        save_image(image, Path(save) / f"{name}_{size}_{which}.png")
+    queue.put(dict(seconds=seconds, n=n, full=full_equiv, stopped=stopped, peak=peak, **final))
+
+
+def measure(name, size, which, memory_only, save):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(name, size, which, memory_only, save, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backbones", nargs="+", default=["vgg19"], choices=["vgg19", "efficientnet_lite0"])
+    ap.add_argument("--sizes", nargs="+", type=int, default=[256])
+    ap.add_argument("--memory-only", action="store_true", help="peak memory of three evaluations, no whole runs")
+    ap.add_argument("--save", default=None, help="folder to save the final images in")
+    args = ap.parse_args()
+    if args.save:
+        Path(args.save).mkdir(parents=True, exist_ok=True)
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{os.environ.get('BENCH_THREADS', '2')} threads; content {CONTENT}, style {STYLE}, from white noise"
+    )
+    head = (
+        f"{'backbone':18s} {'px':>4s} {'impl':8s} {'seconds':>8s} {'evals':>6s} {'full-size eq.':>13s} "
+        f"{'J (same cost)':>13s} {'J_content':>10s} {'J_style':>10s} {'peak MB':>8s}  stopped"
+    )
+    print(head)
+    for name in args.backbones:
+        for size in args.sizes:
+            rows = {}
+            for which in ("textbook", "ours"):
+                r = rows[which] = measure(name, size, which, args.memory_only, args.save)
+                print(
+                    f"{name:18s} {size:4d} {which:8s} {r['seconds']:8.1f} {r['n']:6d} {r['full']:13.1f} "
+                    f"{r['J']:13.4g} {r['J_content']:10.4g} {r['J_style']:10.4g} {r['peak'] / 2**20:8.0f}  "
+                    f"{r['stopped']}",
+                    flush=True,
+                )
+            t, o = rows["textbook"], rows["ours"]
+            print(
+                f"{'':18s} {'':4s} {'ratio':8s} {t['seconds'] / o['seconds']:7.2f}x {'':6s} {'':13s} "
+                f"{o['J'] / t['J']:12.3f}x {'':10s} {'':10s} {(o['peak'] - t['peak']) / 2**20:+8.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
