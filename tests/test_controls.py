@@ -232,7 +232,8 @@ def test_cli_bad_controls_one_line_exit_2(tmp_path):
     small = tmp_path / "mask_small.png"
     Image.fromarray(np.full((10, 10), 255, dtype=np.uint8)).save(small)
     out = str(tmp_path / "out.png")
-    base = ["stylize", "chelsea", "swirls", "-o", out, "--steps", "1", "--size", "64", "-q", "--backbone", "efficientnet_lite0"]
+    base = ["stylize", "chelsea", "swirls", "-o", out, "--steps", "1", "--size", "64", "-q",
+            "--backbone", "efficientnet_lite0"]
     cases = [
         (base + ["--style-weights", "1", "2"], "--style-weights got 2"),
         (base + ["--mask", str(small), str(small)], "--mask got 2"),
