@@ -1,6 +1,8 @@
 """The ``course-nst`` command line.
 
     course-nst stylize CONTENT STYLE -o OUT.png [--size N] [--steps N] [--backbone NAME] ...
+    course-nst stylize CONTENT STYLE [STYLE ...] -o OUT.png [--style-weights W ...] [--mask PATH ...]
+                       [--colour {luminance,histogram}] [--style-scale X]
     course-nst demo [-o DIR]
     course-nst samples
     course-nst weights status
@@ -230,6 +232,7 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.quiet,
             winograd=args.winograd,
+            **_control_options(args),
             )
     except NonFiniteCostError as e:
         with signals_deferred():
@@ -260,13 +263,36 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def _control_options(args: argparse.Namespace) -> dict:
+    """style_transfer's control keywords from the stylize options (the demo has none)."""
+    if not hasattr(args, "colour"):
+        return {}
+    return dict(colour=args.colour, style_weights=args.style_weights, masks=args.masks, style_scale=args.style_scale)
+
+
+def _load_mask(source: str):
+    """A grayscale mask image as [1, 1, H, W] in [0, 1] (a colour image is averaged over its channels)."""
+    from .images import load_image
+
+    if not Path(source).is_file():
+        raise InputError(f"mask {source!r} is not an existing file")
+    return load_image(source).mean(dim=1, keepdim=True)
+
+
 def _cmd_stylize(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise InputError(f"output file must end in .png or .jpg, got {out.name!r}")
-    check_output(out, [args.content, args.style])
+    check_output(out, [args.content, *args.style, *(args.mask or [])])
+    n = len(args.style)
+    if args.style_weights is not None and len(args.style_weights) != n:
+        raise InputError(f"--style-weights got {len(args.style_weights)} number(s) for {n} style image(s)")
+    if args.mask is not None and len(args.mask) != n:
+        raise InputError(f"--mask got {len(args.mask)} file(s) for {n} style image(s); give one mask per style")
     content = _load_input(args.content, "content")
-    style = _load_input(args.style, "style")
+    styles = [_load_input(s, "style") for s in args.style]
+    style = styles[0] if n == 1 else styles
+    args.masks = [_load_mask(m) for m in args.mask] if args.mask is not None else None
     return _stylize(content, style, out, args)
 
 
@@ -348,15 +374,42 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a number > 0, got 0")
+    return value
+
+
+def _add_control_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--colour", default=None, choices=["luminance", "histogram"],
+        help="keep the content's colours: luminance-only transfer, or the style's colour histogram matched",
+    )
+    p.add_argument(
+        "--style-weights", type=_non_negative_float, nargs="+", default=None, metavar="W",
+        help="blend of several styles: one weight per style (default equal)",
+    )
+    p.add_argument(
+        "--mask", nargs="+", default=None, metavar="PATH",
+        help="one grayscale mask image per style, the content image's size: white where that style goes",
+    )
+    p.add_argument(
+        "--style-scale", type=_positive_float, default=1.0, metavar="X",
+        help="the style image's size relative to the output's (default 1; 2 gives strokes twice as large)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="course-nst", description="Neural Style Transfer, offline, for the course-nst notebooks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("stylize", help="make an image with the content of one image and the style of another")
     p.add_argument("content", help="content image: a path or a sample name")
-    p.add_argument("style", help="style image: a path or a sample name")
+    p.add_argument("style", nargs="+", help="style image(s): paths or sample names")
     p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
     _add_transfer_options(p)
+    _add_control_options(p)
     p.set_defaults(func=_cmd_stylize)
 
     p = sub.add_parser("demo", help=f"stylize the bundled '{DEMO_CONTENT}' photo with the '{DEMO_STYLE}' style")

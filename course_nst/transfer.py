@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import costs
+from . import controls, costs
 from ._fast import WeightCache, fast_features
 from .backbones import Backbone, load_backbone
 from .errors import InputError
@@ -164,6 +164,12 @@ class StyleTransferObjective:
 
     ``objective(G)`` returns a dict of 0-d tensors ``J, J_content, J_style, J_tv``; J is
     differentiable with respect to G. ``winograd``: see :func:`style_transfer`.
+
+    ``style`` may be one image or a list of images. Without ``masks``, their Gram matrices
+    are blended with ``style_weights`` (normalised to sum 1; default equal) into one target
+    per layer. With ``masks`` (one ``[1,1,H,W]`` mask per style, at the generated image's
+    size), style r is the target of the guided Gram matrix of region r, and each region's
+    cost is weighted by its style weight (normalised to average 1).
     """
 
     def __init__(
@@ -179,6 +185,8 @@ class StyleTransferObjective:
         tv_weight: float,
         out_shape: tuple[int, int],
         winograd: bool = False,
+        style_weights: Sequence[float] | None = None,
+        masks: Sequence[Tensor] | None = None,
     ):
         self.backbone = backbone
         self.winograd = bool(winograd)
@@ -200,14 +208,47 @@ class StyleTransferObjective:
             if content is not None and self.use_content:
                 self.a_C = self._features(content.to(dev), [content_layer])[content_layer].clone()
             self.gram_S: dict[str, Tensor] = {}
-            if style is not None and self.use_style:
-                acts_S = self._features(style.to(dev), list(self.style_layers))
-                # rescale G(S) by the layer's positions when the style image has another
-                # size (see costs.layer_style_cost)
-                for name, a_S in acts_S.items():
-                    self.gram_S[name] = costs.style_target(a_S, probe[name].shape[2], probe[name].shape[3]).clone()
+            # with masks: per layer, one (mask at the layer's size, target, weight) per region
+            self.regions: dict[str, list[tuple[Tensor, Tensor, float]]] = {}
+            if self.use_style:
+                self._style_targets(style, style_weights, masks, probe)
+        # the layer masks are used in autograd: normal tensors, not inference-mode ones
+        self.regions = {n: [(m.clone(), t, w) for m, t, w in rs] for n, rs in self.regions.items()}
         if self.a_C is not None and self.a_C.shape != probe[content_layer].shape:
             raise InputError("the content image and the generated image must have the same size")
+
+    def _style_targets(
+        self,
+        style: Tensor | Sequence[Tensor],
+        style_weights: Sequence[float] | None,
+        masks: Sequence[Tensor] | None,
+        probe: Mapping[str, Tensor],
+    ) -> None:
+        styles = [style] if isinstance(style, Tensor) else list(style)
+        weights = controls.check_style_weights(style_weights, len(styles))
+        dev = self.backbone.device
+        grams: list[dict[str, Tensor]] = []
+        for S in styles:
+            acts_S = self._features(S.to(dev), list(self.style_layers))
+            # rescale G(S) by the layer's positions when the style image has another
+            # size (see costs.layer_style_cost)
+            grams.append(
+                {name: costs.style_target(a_S, probe[name].shape[2], probe[name].shape[3]) for name, a_S in acts_S.items()}
+            )
+        for name in self.style_layers:
+            if masks is None:  # the blend: one target, the weighted mean of the Gram matrices
+                target = weights[0] * grams[0][name]
+                for w, g in zip(weights[1:], grams[1:], strict=True):
+                    target = target + w * g[name]
+                self.gram_S[name] = target.clone()
+                continue
+            self.regions[name] = []
+            pos_G = probe[name].shape[2] * probe[name].shape[3]
+            for w, g, mask in zip(weights, grams, masks, strict=True):
+                m = controls.layer_mask(mask.to(dev), tuple(probe[name].shape[-2:]))
+                # the region's share of the positions, counted as the guided Gram matrix counts them
+                share = float((m * m).sum()) / pos_G
+                self.regions[name].append((m.clone(), (g[name] * share).clone(), w * len(styles)))
 
     def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
         # Backbone.features' activations, computed by its fast path (channels_last)
@@ -219,6 +260,10 @@ class StyleTransferObjective:
         J_content = costs.content_cost(self.a_C, acts[self.content_layer]) if self.a_C is not None else zero
         J_style = zero
         for name, lam in self.style_layers.items():
+            if name in self.regions:  # guided Gram matrices, one per region
+                for m, target, w in self.regions[name]:
+                    J_style = J_style + lam * w * costs.layer_style_cost(None, acts[name] * m, gram_S=target)
+                continue
             J_style = J_style + lam * costs.layer_style_cost(None, acts[name], gram_S=self.gram_S[name])
         J = costs.total_cost(J_content, J_style, self.alpha, self.beta)
         J_tv = costs.total_variation(G) if self.tv_weight else zero
@@ -426,6 +471,10 @@ def style_transfer(
     callback: Callable[[int, Tensor, dict[str, float]], Any] | None = None,
     progress: bool = True,
     winograd: bool | None = None,
+    colour: str | None = None,
+    style_weights: Sequence[float] | None = None,
+    masks: Sequence[Tensor] | None = None,
+    style_scale: float = 1.0,
 ) -> Result:
     """Generate an image with the content of ``content`` and the style of ``style``.
 
@@ -468,6 +517,21 @@ def style_transfer(
             images up to 384 px; see ``benchmarks/README.md``). No effect on
             efficientnet_lite0 or on a GPU.
 
+    Controls (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style Transfer";
+    the maths is in :mod:`course_nst.controls`):
+        colour: ``None`` (the style's colours), ``"luminance"`` (transfer on the luminance Y
+            only, the style's Y matched to the content's mean and std, then the result's Y
+            with the content's colour channels I, Q of YIQ) or ``"histogram"`` (the style's
+            colours given the content's mean and covariance before the run).
+        style: may also be a list of style images; ``style_weights`` blends them (one number
+            >= 0 per style, normalised to sum 1; default equal): the Gram target of each
+            layer is the weighted mean of the styles' Gram matrices.
+        masks: one mask per style, ``[1,1,H,W]`` in [0,1] over the content image (its size as
+            given or after ``size``): style r is matched by the guided Gram matrices of
+            region r, so each region takes its own style.
+        style_scale: the style image's longer side relative to the output's (default 1):
+            a style image scaled up by 2 has strokes twice as large, and so has the result.
+
     Returns:
         :class:`Result` with the best image of the last stage and one history record per
         evaluation. Ctrl-C stops the run and returns the best image so far
@@ -506,10 +570,26 @@ def style_transfer(
     if winograd is not None and not isinstance(winograd, bool):
         raise InputError(f"winograd must be True, False or None, got {winograd!r}")
 
-    C = _as_image(content, "content", None) if content is not None else None
-    S = _as_image(style, "style", None) if style is not None else None
-    H, W = output_shape(C if C is not None else S, size)  # type: ignore[arg-type]
+    if colour not in controls.COLOUR_MODES:
+        raise InputError(f"colour must be None, 'luminance' or 'histogram', got {colour!r}")
+    if colour is not None and (content is None or style is None):
+        raise InputError(f"colour={colour!r} needs a content image and a style image")
+    style_scale = controls.check_style_scale(style_scale)
+    style_list = list(style) if isinstance(style, (list, tuple)) else None
+    if style_list is not None and not style_list:
+        raise InputError("style is an empty list; give at least one style image")
+    styles = [_as_image(s, "style", None) for s in style_list] if style_list is not None else None
+    if styles is not None:
+        controls.check_style_weights(style_weights, len(styles))
+    elif style_weights is not None:
+        controls.check_style_weights(style_weights, 1)
+    C0 = _as_image(content, "content", None) if content is not None else None
+    if masks is not None and C0 is None:
+        raise InputError("masks are over the content image; give a content image")
+    S = styles[0] if styles is not None else (_as_image(style, "style", None) if style is not None else None)
+    H, W = output_shape(C0 if C0 is not None else S, size)  # type: ignore[arg-type]
     check_fits_in_memory(backbone, (H, W))  # before anything of that size is made
+    C = C0
     if C is not None and (H, W) != tuple(C.shape[-2:]):
         C = resize(C, (H, W))
     if scales is None:
@@ -521,6 +601,18 @@ def style_transfer(
     per_stage = stage_steps(steps, len(sizes))
     if winograd is None:
         winograd = backbone.device.type == "cpu" and max(H, W) <= 384
+    if styles is None and S is not None:
+        styles = [S]
+    if styles is not None:  # the style's long side is style_scale times the stage's long side
+        smallest = round(style_scale * max(sizes[0]))
+        if smallest < 16:
+            raise InputError(f"style_scale={style_scale:g} makes the style image {smallest} px; use a larger scale")
+    if masks is not None:
+        masks = controls.check_masks(masks, len(styles) if styles is not None else 1, tuple(C0.shape[-2:]), (H, W))
+    colour_C = C  # the content's colours, for colour="luminance"
+    if colour is not None:
+        C, styles = _colour_inputs(colour, C, styles)
+        S = styles[0]
 
     settings = dict(
         backbone=backbone.name,
@@ -541,6 +633,11 @@ def style_transfer(
         tv_weight=tv_weight,
         seed=seed,
         winograd=winograd,
+        colour=colour,
+        styles=len(styles) if styles is not None else int(S is not None),
+        style_weights=controls.check_style_weights(style_weights, len(styles)) if styles is not None else None,
+        masks=len(masks) if masks is not None else 0,
+        style_scale=style_scale,
     )
     h0, w0 = sizes[0]
     G = initial_image(init, None if C is None else resize(C, (h0, w0)), (h0, w0), seed)
@@ -556,7 +653,8 @@ def style_transfer(
         return StyleTransferObjective(
             backbone,
             None if C is None else resize(C, (h, w)),
-            None if S is None else resize(S, max(h, w)),  # the style's long side = the stage's
+            # the style's long side is style_scale times the stage's
+            None if styles is None else _stage_styles(styles, round(style_scale * max(h, w)), style_list is None),
             content_layer=content_layer,
             style_layers=style_layers,
             alpha=alpha * more,
@@ -564,6 +662,8 @@ def style_transfer(
             tv_weight=tv_weight * more,
             out_shape=(h, w),
             winograd=winograd,
+            style_weights=style_weights,
+            masks=None if masks is None else [controls.resize_mask(m, (h, w)) for m in masks],
         )
 
     start_full = resize(G, (H, W))  # the starting image, seen at the final size
@@ -608,6 +708,8 @@ def style_transfer(
         result.seconds = time.perf_counter() - t0
         if "image" in stage_best and not final_stage:
             result.image = resize(stage_best["image"], (H, W))
+        if colour == "luminance":
+            result.image = controls.recombine_luminance(result.image, colour_C)
         raise NonFiniteCostError(
             f"{e} at evaluation {len(result.history) + 1}; lower lr, alpha or beta (the last finite image is in .result)",
             result,
@@ -618,7 +720,29 @@ def style_transfer(
     if not result.final and "image" in stage_best:  # stopped before the last stage: its best, upsampled
         result.image = resize(stage_best["image"], (H, W))
     result.seconds = time.perf_counter() - t0
+    if colour == "luminance":  # the result's luminance with the content's colours
+        result.image = controls.recombine_luminance(result.image, colour_C)
     if result.final and result.start and result.final["J"] >= result.start["J"]:
         warnings.warn(f"the cost never decreased in {len(result.history)} evaluations: the result is the "
                       "starting image; lower lr, or check alpha, beta and the images", RuntimeWarning, stacklevel=2)
     return result
+
+
+def _stage_styles(styles: list[Tensor], long_side: int, single: bool) -> Tensor | list[Tensor]:
+    """The style images at one stage: their long side ``long_side`` (style_scale times the stage's)."""
+    out = [resize(s, long_side) for s in styles]
+    return out[0] if single else out
+
+
+def _colour_inputs(colour: str, C: Tensor, S: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """The content and style images the run sees for ``colour`` (see :mod:`course_nst.controls`).
+
+    ``"histogram"``: each style recoloured to the content's colour mean and covariance.
+    ``"luminance"``: the content's luminance, and each style's luminance matched to it
+    (mean and std), as gray images (Y in the three channels, for the network).
+    """
+    if colour == "histogram":
+        return C, [controls.match_colour_histogram(s, C).clamp(0, 1) for s in S]
+    Y_C = controls.luminance(C)
+    out = [controls.match_luminance(controls.luminance(s), Y_C).clamp(0, 1).repeat(1, 3, 1, 1) for s in S]
+    return Y_C.clamp(0, 1).repeat(1, 3, 1, 1), out

@@ -9,7 +9,7 @@ For a grader, :data:`EXERCISES` maps each exercise cell's nbgrader ``grade_id`` 
 :class:`Exercise`; ``EXERCISES[grade_id].evaluate(student_function)`` returns a
 :class:`CheckResult` and never raises.
 
-Each submodule (``costs``, and ``convnets`` for notebook 01 when present) lists its
+Each submodule (``costs``, ``controls`` for notebook 05, and ``convnets`` for notebook 01 when present) lists its
 exercises in its own ``EXERCISES`` list; they are merged here.
 """
 
@@ -58,6 +58,13 @@ else:
             __all__.append(_name)
 
 _SUBMODULES.insert(0, costs)
+
+# notebook 05 (controlling the result)
+from . import controls  # noqa: E402
+from .controls import check_guided_gram_matrix, check_match_colour_histogram  # noqa: E402
+
+_SUBMODULES.append(controls)
+__all__ += ["check_guided_gram_matrix", "check_match_colour_histogram"]
 
 
 def _merge(modules: list[ModuleType]) -> dict[str, Exercise]:
