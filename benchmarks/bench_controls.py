@@ -62,8 +62,10 @@ def main() -> None:
             assert len(r.history) == args.steps, (name, len(r.history))
 
     plain_med, plain_min = statistics.median(times["plain"]), min(times["plain"])
-    print(f"{args.backbone}, {W}x{H} px, {args.steps} evaluations per run, {args.rounds} rounds, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{args.backbone}, {W}x{H} px, {args.steps} evaluations per run, {args.rounds} rounds, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'configuration':18s} {'median s':>9s} {'min s':>7s} {'ratio':>6s} {'(min)':>6s}")
     for name, ts in times.items():
         med, lo = statistics.median(ts), min(ts)

@@ -23,8 +23,9 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .errors import InputError
 
@@ -194,8 +195,7 @@ def _load_input(source: str, what: str):
         return samples.load(source)
     if not Path(source).exists() and not source.startswith(("http://", "https://")):
         raise InputError(
-            f"{what} {source!r} is neither an existing file nor a sample name "
-            f"(samples: {', '.join(samples.names())})"
+            f"{what} {source!r} is neither an existing file nor a sample name (samples: {', '.join(samples.names())})"
         )
     return load_image(source)
 
@@ -217,22 +217,22 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught, interrupt_once():
             warnings.simplefilter("always", RuntimeWarning)
             result = style_transfer(
-            content,
-            style,
-            backbone=backbone,
-            size=args.size,
-            steps=args.steps,
-            optimizer=args.optimizer,
-            init=args.init,
-            alpha=args.alpha,
-            beta=args.beta,
-            tv_weight=args.tv_weight,
-            content_layer=args.content_layer,
-            style_layers=args.style_layers,
-            seed=args.seed,
-            progress=not args.quiet,
-            winograd=args.winograd,
-            **_control_options(args),
+                content,
+                style,
+                backbone=backbone,
+                size=args.size,
+                steps=args.steps,
+                optimizer=args.optimizer,
+                init=args.init,
+                alpha=args.alpha,
+                beta=args.beta,
+                tv_weight=args.tv_weight,
+                content_layer=args.content_layer,
+                style_layers=args.style_layers,
+                seed=args.seed,
+                progress=not args.quiet,
+                winograd=args.winograd,
+                **_control_options(args),
             )
     except NonFiniteCostError as e:
         with signals_deferred():
@@ -247,8 +247,10 @@ def _stylize(content, style, out: Path, args: argparse.Namespace) -> int:
     with signals_deferred():
         path = result.save(out)
     if result.stopped == "interrupted":
-        print(f"interrupted after {len(result.history)} evaluations: the best image so far was saved to {path}",
-              file=sys.stderr)
+        print(
+            f"interrupted after {len(result.history)} evaluations: the best image so far was saved to {path}",
+            file=sys.stderr,
+        )
         return 130
     if not result.history:
         return 0
@@ -344,8 +346,8 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         torch.hub.download_url_to_file(vgg19.TORCHVISION_URL, str(path), hash_prefix="dcbb9e9d", progress=True)
     except Exception as e:  # network problems are the user's to fix
         raise InputError(
-            f"download failed ({type(e).__name__}: {e}); without internet, copy {vgg19.TORCHVISION_FILENAME} to {path}"
-            .splitlines()[0]
+            f"download failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"without internet, copy {vgg19.TORCHVISION_FILENAME} to {path}"
         ) from e
     print(f"saved {path}")
     return 0
@@ -355,8 +357,7 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_image_size, default=256, help="longer side of the output in pixels (default 256)")
     p.add_argument("--steps", type=_positive_int, default=None, help="cost evaluations (default: the backbone's)")
     p.add_argument("--backbone", default="auto", help="auto (default: vgg19), vgg19 or efficientnet_lite0")
-    p.add_argument("--weights", default=None,
-                   help="vgg19: original (default), torchvision, random, or a weights file")
+    p.add_argument("--weights", default=None, help="vgg19: original (default), torchvision, random, or a weights file")
     p.add_argument("--pooling", default="max", choices=["max", "avg"], help="VGG19's pooling (default max)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--init", default="noise", choices=["noise", "content", "content+noise"], help="starting image")
@@ -364,12 +365,15 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=_non_negative_float, default=None, help="style weight")
     p.add_argument("--tv-weight", type=_non_negative_float, default=None, help="total-variation weight")
     p.add_argument("--content-layer", default=None, help="layer for the content cost")
-    p.add_argument("--style-layers", nargs="+", default=None, metavar="LAYER", help="layers for the style cost (equal lambdas)")
+    p.add_argument(
+        "--style-layers", nargs="+", default=None, metavar="LAYER", help="layers for the style cost (equal lambdas)"
+    )
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
     p.add_argument("--seed", type=_seed, default=0, help="seed of the initial noise, 0..2**63-1")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(
-        "--winograd", action="store_true",
+        "--winograd",
+        action="store_true",
         help="VGG19 on a CPU: Winograd convolutions, ~1.3x faster for ~170 MB more memory",
     )
 
@@ -383,19 +387,31 @@ def _positive_float(text: str) -> float:
 
 def _add_control_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--colour", default=None, choices=["luminance", "histogram"],
+        "--colour",
+        default=None,
+        choices=["luminance", "histogram"],
         help="keep the content's colours: luminance-only transfer, or the style's colour histogram matched",
     )
     p.add_argument(
-        "--style-weights", type=_non_negative_float, nargs="+", default=None, metavar="W",
+        "--style-weights",
+        type=_non_negative_float,
+        nargs="+",
+        default=None,
+        metavar="W",
         help="blend of several styles: one weight per style (default equal)",
     )
     p.add_argument(
-        "--mask", nargs="+", default=None, metavar="PATH",
+        "--mask",
+        nargs="+",
+        default=None,
+        metavar="PATH",
         help="one grayscale mask image per style, the content image's size: white where that style goes",
     )
     p.add_argument(
-        "--style-scale", type=_positive_float, default=1.0, metavar="X",
+        "--style-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
         help="the style image's size relative to the output's (default 1; 2 gives strokes twice as large)",
     )
 

@@ -167,7 +167,7 @@ def guided_gram_matrix(a: Tensor, mask: Tensor) -> Tensor:
 
     With an all-ones mask this is :func:`course_nst.costs.gram_matrix`.
     """
-    m = layer_mask(mask.to(a.dtype), tuple(a.shape[-2:]))
+    m = layer_mask(mask.to(a.dtype), (a.shape[-2], a.shape[-1]))
     F_r = (a * m).reshape(a.shape[1], -1)  # the guided activations, unrolled to [n_C, n_H*n_W]
     return F_r @ F_r.T
 

@@ -176,7 +176,7 @@ class StyleTransferObjective:
         self,
         backbone: Backbone,
         content: Tensor | None,
-        style: Tensor | None,
+        style: Tensor | Sequence[Tensor] | None,
         *,
         content_layer: str,
         style_layers: Mapping[str, float],
@@ -210,7 +210,7 @@ class StyleTransferObjective:
             self.gram_S: dict[str, Tensor] = {}
             # with masks: per layer, one (mask at the layer's size, target, weight) per region
             self.regions: dict[str, list[tuple[Tensor, Tensor, float]]] = {}
-            if self.use_style:
+            if style is not None and self.use_style:
                 self._style_targets(style, style_weights, masks, probe)
         # the layer masks are used in autograd: normal tensors, not inference-mode ones
         self.regions = {n: [(m.clone(), t, w) for m, t, w in rs] for n, rs in self.regions.items()}
@@ -233,7 +233,10 @@ class StyleTransferObjective:
             # rescale G(S) by the layer's positions when the style image has another
             # size (see costs.layer_style_cost)
             grams.append(
-                {name: costs.style_target(a_S, probe[name].shape[2], probe[name].shape[3]) for name, a_S in acts_S.items()}
+                {
+                    name: costs.style_target(a_S, probe[name].shape[2], probe[name].shape[3])
+                    for name, a_S in acts_S.items()
+                }
             )
         for name in self.style_layers:
             if masks is None:  # the blend: one target, the weighted mean of the Gram matrices
@@ -245,7 +248,7 @@ class StyleTransferObjective:
             self.regions[name] = []
             pos_G = probe[name].shape[2] * probe[name].shape[3]
             for w, g, mask in zip(weights, grams, masks, strict=True):
-                m = controls.layer_mask(mask.to(dev), tuple(probe[name].shape[-2:]))
+                m = controls.layer_mask(mask.to(dev), (probe[name].shape[-2], probe[name].shape[-1]))
                 # the region's share of the positions, counted as the guided Gram matrix counts them
                 share = float((m * m).sum()) / pos_G
                 self.regions[name].append((m.clone(), (g[name] * share).clone(), w * len(styles)))
@@ -274,7 +277,13 @@ class StyleTransferObjective:
 
 def _check_positive(value: Any, what: str, *, integer: bool = False, allow_zero: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if (
+        isinstance(value, bool)
+        or not ok_type
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
         kind = "an integer" if integer else "a number"
         bound = ">= 0" if allow_zero else "> 0"
         raise InputError(f"{what} must be {kind} {bound}, got {value!r}")
@@ -590,7 +599,7 @@ def style_transfer(
     H, W = output_shape(C0 if C0 is not None else S, size)  # type: ignore[arg-type]
     check_fits_in_memory(backbone, (H, W))  # before anything of that size is made
     C = C0
-    if C is not None and (H, W) != tuple(C.shape[-2:]):
+    if C is not None and tuple(C.shape[-2:]) != (H, W):
         C = resize(C, (H, W))
     if scales is None:
         scales = default_scales(max(H, W))
@@ -608,9 +617,15 @@ def style_transfer(
         if smallest < 16:
             raise InputError(f"style_scale={style_scale:g} makes the style image {smallest} px; use a larger scale")
     if masks is not None:
-        masks = controls.check_masks(masks, len(styles) if styles is not None else 1, tuple(C0.shape[-2:]), (H, W))
+        if C0 is None:
+            raise InputError("masks lie over the content image: give a content image")
+        masks = controls.check_masks(
+            masks, len(styles) if styles is not None else 1, (C0.shape[-2], C0.shape[-1]), (H, W)
+        )
     colour_C = C  # the content's colours, for colour="luminance"
     if colour is not None:
+        if C is None or styles is None:
+            raise InputError(f"colour={colour!r} needs both a content and a style image")
         C, styles = _colour_inputs(colour, C, styles)
         S = styles[0]
 
@@ -694,8 +709,16 @@ def style_transfer(
                     bar.set_postfix(J=f"{rec['J']:.4g}", size=f"{w}x{h}")
                 return bool(callback is not None and callback(len(result.history), image, rec))
 
-            G, why = _optimise(objective, G.to(backbone.device), n, optimizer=optimizer, lr=lr, tol=tol,
-                               window=window, on_record=on_record)
+            G, why = _optimise(
+                objective,
+                G.to(backbone.device),
+                n,
+                optimizer=optimizer,
+                lr=lr,
+                tol=tol,
+                window=window,
+                on_record=on_record,
+            )
             del objective
             if why == "callback" or final_stage:
                 result.stopped = why
@@ -708,10 +731,11 @@ def style_transfer(
         result.seconds = time.perf_counter() - t0
         if "image" in stage_best and not final_stage:
             result.image = resize(stage_best["image"], (H, W))
-        if colour == "luminance":
+        if colour == "luminance" and colour_C is not None:
             result.image = controls.recombine_luminance(result.image, colour_C)
         raise NonFiniteCostError(
-            f"{e} at evaluation {len(result.history) + 1}; lower lr, alpha or beta (the last finite image is in .result)",
+            f"{e} at evaluation {len(result.history) + 1}; "
+            "lower lr, alpha or beta (the last finite image is in .result)",
             result,
         ) from None
     finally:
@@ -720,11 +744,15 @@ def style_transfer(
     if not result.final and "image" in stage_best:  # stopped before the last stage: its best, upsampled
         result.image = resize(stage_best["image"], (H, W))
     result.seconds = time.perf_counter() - t0
-    if colour == "luminance":  # the result's luminance with the content's colours
+    if colour == "luminance" and colour_C is not None:  # the result's luminance with the content's colours
         result.image = controls.recombine_luminance(result.image, colour_C)
     if result.final and result.start and result.final["J"] >= result.start["J"]:
-        warnings.warn(f"the cost never decreased in {len(result.history)} evaluations: the result is the "
-                      "starting image; lower lr, or check alpha, beta and the images", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"the cost never decreased in {len(result.history)} evaluations: the result is the "
+            "starting image; lower lr, or check alpha, beta and the images",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return result
 
 

@@ -177,7 +177,7 @@ def _high_frequency_share(image: torch.Tensor) -> float:
 def _spots(size: int = 128) -> torch.Tensor:
     """A style of random spots about 6 px across (thresholded blurred noise), in two colours."""
     noise = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(0))
-    k = torch.exp(-torch.arange(-8, 9.0) ** 2 / (2 * 3.0**2))
+    k = torch.exp(-(torch.arange(-8, 9.0) ** 2) / (2 * 3.0**2))
     k = k / k.sum()
     padded = torch.nn.functional.pad(noise, (8, 8, 8, 8), mode="circular")
     blur = torch.nn.functional.conv2d(torch.nn.functional.conv2d(padded, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
@@ -232,8 +232,20 @@ def test_cli_bad_controls_one_line_exit_2(tmp_path):
     small = tmp_path / "mask_small.png"
     Image.fromarray(np.full((10, 10), 255, dtype=np.uint8)).save(small)
     out = str(tmp_path / "out.png")
-    base = ["stylize", "chelsea", "swirls", "-o", out, "--steps", "1", "--size", "64", "-q",
-            "--backbone", "efficientnet_lite0"]
+    base = [
+        "stylize",
+        "chelsea",
+        "swirls",
+        "-o",
+        out,
+        "--steps",
+        "1",
+        "--size",
+        "64",
+        "-q",
+        "--backbone",
+        "efficientnet_lite0",
+    ]
     cases = [
         (base + ["--style-weights", "1", "2"], "--style-weights got 2"),
         (base + ["--mask", str(small), str(small)], "--mask got 2"),
@@ -263,7 +275,30 @@ def test_cli_two_styles_with_masks_and_colour(tmp_path):
     photo = tmp_path / "photo.png"
     Image.fromarray((content[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(photo)
     out = tmp_path / "out.png"
-    code = main(["stylize", str(photo), "swirls", "shapes", "-o", str(out), "--steps", "2", "-q", "--size", "48",
-                 "--backbone", "efficientnet_lite0", "--mask", *map(str, paths), "--colour", "histogram",
-                 "--style-weights", "1", "3", "--style-scale", "1.5"])
+    code = main(
+        [
+            "stylize",
+            str(photo),
+            "swirls",
+            "shapes",
+            "-o",
+            str(out),
+            "--steps",
+            "2",
+            "-q",
+            "--size",
+            "48",
+            "--backbone",
+            "efficientnet_lite0",
+            "--mask",
+            *map(str, paths),
+            "--colour",
+            "histogram",
+            "--style-weights",
+            "1",
+            "3",
+            "--style-scale",
+            "1.5",
+        ]
+    )
     assert code == 0 and out.is_file()

@@ -110,28 +110,55 @@ def _histogram_wrongs(source: Tensor, target: Tensor) -> dict[str, Tensor]:
 
 
 _HISTOGRAM_WRONGS = [
-    ("unchanged", "your function returns the source image unchanged: transform its colours, "
-     "p' = A (p - mu_S) + mu_C with A = Sigma_C^(1/2) Sigma_S^(-1/2)"),
-    ("mean_only", "your result has the target's mean colour but not its covariance: you shifted the mean only "
-     "(p - mu_S + mu_C); the colours must also be transformed by A = Sigma_C^(1/2) Sigma_S^(-1/2)"),
-    ("std_per_channel", "you matched each channel's mean and standard deviation on its own: that ignores the "
-     "correlations between R, G and B (the off-diagonal entries of the covariance). Use the full 3x3 "
-     "covariance matrices: A = Sigma_C^(1/2) Sigma_S^(-1/2)"),
-    ("order", "the two matrix square roots are multiplied in the wrong order: A = Sigma_C^(1/2) Sigma_S^(-1/2) "
-     "(first whiten with Sigma_S^(-1/2), then colour with Sigma_C^(1/2)), not Sigma_S^(-1/2) Sigma_C^(1/2)"),
-    ("no_inverse", "you used Sigma_S^(1/2) where Sigma_S^(-1/2) belongs (the inverse square root, eigenvalues "
-     "to the power -1/2): A = Sigma_C^(1/2) Sigma_S^(-1/2)"),
-    ("no_sqrt", "you used the covariance matrices themselves, Sigma_C Sigma_S^(-1), instead of their square "
-     "roots: A = Sigma_C^(1/2) Sigma_S^(-1/2) (a covariance transforms with A twice: A Sigma_S A^T)"),
-    ("swapped", "source and target are swapped: the result must have the colour statistics of `target` "
-     "(the content), and be made of the pixels of `source` (the style)"),
-    ("orientation", "your colour covariance has the wrong orientation: reshaping the [1, 3, H, W] tensor "
-     "straight to [H*W, 3] mixes channels and pixels (in memory all of R comes first). Use "
-     "X = image.reshape(3, -1) (row c = channel c at every pixel) and Sigma = (X - mu)(X - mu)^T / N"),
+    (
+        "unchanged",
+        "your function returns the source image unchanged: transform its colours, "
+        "p' = A (p - mu_S) + mu_C with A = Sigma_C^(1/2) Sigma_S^(-1/2)",
+    ),
+    (
+        "mean_only",
+        "your result has the target's mean colour but not its covariance: you shifted the mean only "
+        "(p - mu_S + mu_C); the colours must also be transformed by A = Sigma_C^(1/2) Sigma_S^(-1/2)",
+    ),
+    (
+        "std_per_channel",
+        "you matched each channel's mean and standard deviation on its own: that ignores the "
+        "correlations between R, G and B (the off-diagonal entries of the covariance). Use the full 3x3 "
+        "covariance matrices: A = Sigma_C^(1/2) Sigma_S^(-1/2)",
+    ),
+    (
+        "order",
+        "the two matrix square roots are multiplied in the wrong order: A = Sigma_C^(1/2) Sigma_S^(-1/2) "
+        "(first whiten with Sigma_S^(-1/2), then colour with Sigma_C^(1/2)), not Sigma_S^(-1/2) Sigma_C^(1/2)",
+    ),
+    (
+        "no_inverse",
+        "you used Sigma_S^(1/2) where Sigma_S^(-1/2) belongs (the inverse square root, eigenvalues "
+        "to the power -1/2): A = Sigma_C^(1/2) Sigma_S^(-1/2)",
+    ),
+    (
+        "no_sqrt",
+        "you used the covariance matrices themselves, Sigma_C Sigma_S^(-1), instead of their square "
+        "roots: A = Sigma_C^(1/2) Sigma_S^(-1/2) (a covariance transforms with A twice: A Sigma_S A^T)",
+    ),
+    (
+        "swapped",
+        "source and target are swapped: the result must have the colour statistics of `target` "
+        "(the content), and be made of the pixels of `source` (the style)",
+    ),
+    (
+        "orientation",
+        "your colour covariance has the wrong orientation: reshaping the [1, 3, H, W] tensor "
+        "straight to [H*W, 3] mixes channels and pixels (in memory all of R comes first). Use "
+        "X = image.reshape(3, -1) (row c = channel c at every pixel) and Sigma = (X - mu)(X - mu)^T / N",
+    ),
     ("not_centred", "you forgot to subtract the source's mean before applying A: p' = A (p - mu_S) + mu_C"),
     ("no_mean_added", "you forgot to add the target's mean after applying A: p' = A (p - mu_S) + mu_C"),
-    ("clamped", "your result is clamped to [0, 1]: return the transform itself (the caller clamps); "
-     "clamping changes the mean and covariance"),
+    (
+        "clamped",
+        "your result is clamped to [0, 1]: return the transform itself (the caller clamps); "
+        "clamping changes the mean and covariance",
+    ),
 ]
 
 
@@ -172,14 +199,20 @@ def diagnose_match_colour_histogram(fn: Callable[..., Any]) -> list[str]:
             if _close(got, _histogram_wrongs(S, C)[key], 1e-3):
                 return [message]
         if not _close(mu, mu_C, 1e-4):
-            return [f"the mean colour of your result is {[round(float(v), 4) for v in mu]}, the target's is "
-                    f"{[round(float(v), 4) for v in mu_C]} (source {list(shape_S)}, target {list(shape_C)})"]
+            return [
+                f"the mean colour of your result is {[round(float(v), 4) for v in mu]}, the target's is "
+                f"{[round(float(v), 4) for v in mu_C]} (source {list(shape_S)}, target {list(shape_C)})"
+            ]
         if not _is_affine_in(got, S):
-            return ["your result is not one affine colour map of the source's pixels (p' = A p + b with the "
-                    "same A and b for every pixel)"]
-        return [f"the colour covariance of your result differs from the target's by up to "
-                f"{float((cov - cov_C).abs().max()):.3g} (largest entry {float(cov_C.abs().max()):.3g}): "
-                "check A = Sigma_C^(1/2) Sigma_S^(-1/2) and Sigma = (X - mu)(X - mu)^T / N"]
+            return [
+                "your result is not one affine colour map of the source's pixels (p' = A p + b with the "
+                "same A and b for every pixel)"
+            ]
+        return [
+            f"the colour covariance of your result differs from the target's by up to "
+            f"{float((cov - cov_C).abs().max()):.3g} (largest entry {float(cov_C.abs().max()):.3g}): "
+            "check A = Sigma_C^(1/2) Sigma_S^(-1/2) and Sigma = (X - mu)(X - mu)^T / N"
+        ]
     # the same image as source and target: nothing to change
     image = _colour_inputs(40, (1, 3, 5, 6))
     out = fn(image, image.clone())
@@ -196,12 +229,12 @@ def _gram(A: Tensor) -> Tensor:
 
 
 def _guided_reference(a: Tensor, mask: Tensor) -> Tensor:
-    m = F.adaptive_avg_pool2d(mask, a.shape[-2:])
+    m = F.adaptive_avg_pool2d(mask, (a.shape[-2], a.shape[-1]))
     return _gram((a * m).reshape(a.shape[1], -1))
 
 
 def _guided_wrongs(a: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    n_C, size = a.shape[1], a.shape[-2:]
+    n_C, size = a.shape[1], (a.shape[-2], a.shape[-1])
     m = F.adaptive_avg_pool2d(mask, size)
     A = a.reshape(n_C, -1)
     Am = (a * m).reshape(n_C, -1)
@@ -227,26 +260,53 @@ _GUIDED_FIX = (
     "G_kk' = sum_ij (m_ij)^2 a_ijk a_ijk': multiply the activations by the layer's mask, then take the Gram matrix"
 )
 _GUIDED_WRONGS = [
-    ("not_squared", "the mask enters once, not squared: you weighted the positions by m_ij in "
-     "A diag(m) A^T; the guided activations a * m go into *both* factors of the Gram matrix. " + _GUIDED_FIX),
-    ("on_gram", "you multiplied the Gram matrix by the mask's mean: the mask must weigh each position of the "
-     "activations before the sum over positions. " + _GUIDED_FIX),
-    ("on_gram_sum", "you multiplied the Gram matrix by the mask's sum: the mask must weigh each position of the "
-     "activations before the sum over positions. " + _GUIDED_FIX),
+    (
+        "not_squared",
+        "the mask enters once, not squared: you weighted the positions by m_ij in "
+        "A diag(m) A^T; the guided activations a * m go into *both* factors of the Gram matrix. " + _GUIDED_FIX,
+    ),
+    (
+        "on_gram",
+        "you multiplied the Gram matrix by the mask's mean: the mask must weigh each position of the "
+        "activations before the sum over positions. " + _GUIDED_FIX,
+    ),
+    (
+        "on_gram_sum",
+        "you multiplied the Gram matrix by the mask's sum: the mask must weigh each position of the "
+        "activations before the sum over positions. " + _GUIDED_FIX,
+    ),
     ("no_mask", "your result ignores the mask: it is the plain Gram matrix. " + _GUIDED_FIX),
-    ("nearest", "you downsampled the mask by picking pixels (mode='nearest'): each position of the layer covers "
-     "a block of pixels; average the mask over it with F.adaptive_avg_pool2d(mask, (n_H, n_W))"),
-    ("bilinear", "you downsampled the mask by bilinear interpolation, which samples a few pixels: average it "
-     "over each position's block with F.adaptive_avg_pool2d(mask, (n_H, n_W))"),
-    ("max_pool", "you downsampled the mask with a max: average it over each position's block with "
-     "F.adaptive_avg_pool2d(mask, (n_H, n_W))"),
-    ("normalised", "you divided by the mask's area sum (m_ij)^2: the guided Gram matrix is not normalised "
-     "(style_transfer scales the style's target instead). " + _GUIDED_FIX),
+    (
+        "nearest",
+        "you downsampled the mask by picking pixels (mode='nearest'): each position of the layer covers "
+        "a block of pixels; average the mask over it with F.adaptive_avg_pool2d(mask, (n_H, n_W))",
+    ),
+    (
+        "bilinear",
+        "you downsampled the mask by bilinear interpolation, which samples a few pixels: average it "
+        "over each position's block with F.adaptive_avg_pool2d(mask, (n_H, n_W))",
+    ),
+    (
+        "max_pool",
+        "you downsampled the mask with a max: average it over each position's block with "
+        "F.adaptive_avg_pool2d(mask, (n_H, n_W))",
+    ),
+    (
+        "normalised",
+        "you divided by the mask's area sum (m_ij)^2: the guided Gram matrix is not normalised "
+        "(style_transfer scales the style's target instead). " + _GUIDED_FIX,
+    ),
     ("normalised_sum", "you divided by the mask's sum: the guided Gram matrix is not normalised. " + _GUIDED_FIX),
-    ("positions_first", "your unroll mixes channels and positions: reshape the masked [1, n_C, n_H, n_W] tensor to "
-     "[n_C, n_H*n_W] (not [n_H*n_W, n_C]), then G = A @ A.T"),
-    ("channels_last", "your unroll mixes channels and positions: a channels-last view reshaped straight to "
-     "[n_C, n_H*n_W]; reshape the masked [1, n_C, n_H, n_W] tensor to [n_C, n_H*n_W], then G = A @ A.T"),
+    (
+        "positions_first",
+        "your unroll mixes channels and positions: reshape the masked [1, n_C, n_H, n_W] tensor to "
+        "[n_C, n_H*n_W] (not [n_H*n_W, n_C]), then G = A @ A.T",
+    ),
+    (
+        "channels_last",
+        "your unroll mixes channels and positions: a channels-last view reshaped straight to "
+        "[n_C, n_H*n_W]; reshape the masked [1, n_C, n_H, n_W] tensor to [n_C, n_H*n_W], then G = A @ A.T",
+    ),
 ]
 
 _NOT_DOWNSAMPLED = (
@@ -287,26 +347,33 @@ def diagnose_guided_gram_matrix(fn: Callable[..., Any]) -> list[str]:
             if _close(got, wrongs[key]):
                 return [message]
         want = _guided_reference(ad, md)
-        return [f"wrong guided Gram matrix for activations {list(shape)} and a mask {list(mask.shape)}: the largest "
-                f"difference is {float((got - want).abs().max()):.4g} (largest expected entry "
-                f"{float(want.abs().max()):.4g}). " + _GUIDED_FIX]
+        return [
+            f"wrong guided Gram matrix for activations {list(shape)} and a mask {list(mask.shape)}: the largest "
+            f"difference is {float((got - want).abs().max()):.4g} (largest expected entry "
+            f"{float(want.abs().max()):.4g}). " + _GUIDED_FIX
+        ]
     # a mask already at the layer's size, all ones: the plain Gram matrix
     a = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(80))
     got = fn(a, torch.ones(1, 1, 2, 2))
     if not isinstance(got, Tensor) or not _close(got.detach().double(), _gram(a.double().reshape(3, -1))):
         return ["with an all-ones mask the guided Gram matrix must be the plain Gram matrix sum_ij a_ijk a_ijk'"]
     # gradient to the activations
+    assert first is not None
     out, a, mask = first
     if not out.requires_grad:
-        return [f"{name}'s result does not require grad although a does: it is cut from the graph (.detach(), "
-                ".item(), numpy or torch.no_grad() on the way?), so no gradient can reach the pixels of G"]
+        return [
+            f"{name}'s result does not require grad although a does: it is cut from the graph (.detach(), "
+            ".item(), numpy or torch.no_grad() on the way?), so no gradient can reach the pixels of G"
+        ]
     W = _seeded((a.shape[1], a.shape[1]), 90)
     (grad,) = torch.autograd.grad((out * W).sum(), [a])
     ad = a.detach().double().requires_grad_(True)
     (want,) = torch.autograd.grad((_guided_reference(ad, mask.double()) * W.double()).sum(), [ad])
     if not _close(grad.double(), want, 1e-3):
-        return [f"the gradient of {name}'s result with respect to a is wrong: part of the computation is "
-                "detached from the graph (.detach(), .data, .item() or numpy in the middle?)"]
+        return [
+            f"the gradient of {name}'s result with respect to a is wrong: part of the computation is "
+            "detached from the graph (.detach(), .data, .item() or numpy in the middle?)"
+        ]
     return []
 
 

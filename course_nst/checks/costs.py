@@ -197,7 +197,10 @@ def _explain(
         return []
     if all(c.got.numel() > 0 and float(c.got.abs().max()) == 0.0 for c in cases):
         c0 = cases[0]
-        return [f"{name} returns 0 on every test (for {c0.label} the expected value is {_fmt(float(c0.want.reshape(-1)[0]))})"]
+        return [
+            f"{name} returns 0 on every test "
+            f"(for {c0.label} the expected value is {_fmt(float(c0.want.reshape(-1)[0]))})"
+        ]
     # 1. a known wrong computation that matches on every case
     for w in wrongs:
         if all(w.key in c.wrong and _close(c.got, c.wrong[w.key]) for c in cases):
@@ -400,9 +403,7 @@ def diagnose_content_cost(fn: Callable[..., Any]) -> list[str]:
         return (a_C, a_G), {"a_C": a_C, "a_G": a_G}, [a_G]
 
     specs = [(_label(s), s, _dims(s)) for s in SHAPES]
-    problems, cases, out, (_, args, grad_inputs) = _cost_cases(
-        fn, name, make, _ref_content, _content_wrongs, specs
-    )
+    problems, cases, out, (_, args, grad_inputs) = _cost_cases(fn, name, make, _ref_content, _content_wrongs, specs)
     if not cases:
         return problems
     problems += _explain(cases, name, _CONTENT_FACTORS, _CONTENT_WRONGS)
@@ -457,8 +458,7 @@ _GRAM_FACTORS = [
     _Factor(
         "1/n_C",
         lambda d: 1.0 / d["n_C"],
-        "you divided by n_C; in this course the Gram matrix is not normalised: "
-        "G_kk' = sum_i sum_j a_ijk a_ijk'",
+        "you divided by n_C; in this course the Gram matrix is not normalised: G_kk' = sum_i sum_j a_ijk a_ijk'",
     ),
     _Factor("2", lambda d: 2.0, "there is no factor 2 in G_kk' = sum_i sum_j a_ijk a_ijk'"),
     _Factor("1/2", lambda d: 0.5, "there is no factor 1/2 in G_kk' = sum_i sum_j a_ijk a_ijk'"),
@@ -474,8 +474,7 @@ _GRAM_WRONGS = [
         "channels_last",
         "your unroll mixes channels and positions: reshaping a channels-last view "
         "(a.permute(0, 2, 3, 1), shape [1, n_H, n_W, n_C]) straight to [n_C, n_H*n_W] puts values "
-        "of different channels in one row, because reshape reads the numbers in memory order. "
-        + _UNROLL_FIX,
+        "of different channels in one row, because reshape reads the numbers in memory order. " + _UNROLL_FIX,
     ),
     _Wrong(
         "positions_first",
@@ -548,7 +547,10 @@ def diagnose_gram_matrix(fn: Callable[..., Any]) -> list[str]:
     got = fn(a)
     want = _ref_gram(a.double())
     if not isinstance(got, Tensor) or not _close(got.detach().double(), want):
-        return [f"wrong Gram matrix for channels [1, 2] and [3, 4]: expected {want.tolist()}, got {got.tolist() if isinstance(got, Tensor) else got}"]
+        return [
+            f"wrong Gram matrix for channels [1, 2] and [3, 4]: expected {want.tolist()}, "
+            f"got {got.tolist() if isinstance(got, Tensor) else got}"
+        ]
 
     # gradient of sum(W * G) with respect to a is (W + W.T) A, reshaped like a
     W = _random((1, 1, SHAPES[0][1], SHAPES[0][1]), 399)[0, 0].double()
@@ -626,8 +628,7 @@ _LAYER_FACTORS = [
 _LAYER_WRONGS = [
     _Wrong(
         "norm",
-        "you used the Frobenius norm ||G(S) - G(G)||_F instead of its square (torch.norm without "
-        f"**2?): {_STYLE_FIX}",
+        f"you used the Frobenius norm ||G(S) - G(G)||_F instead of its square (torch.norm without **2?): {_STYLE_FIX}",
     ),
     _Wrong(
         "channels_last",
@@ -712,9 +713,7 @@ def diagnose_layer_style_cost(fn: Callable[..., Any]) -> list[str]:
         return (a_S, a_G), {"a_S": a_S, "a_G": a_G}, [a_G]
 
     specs = [(_label(s), s, _dims(s)) for s in SHAPES]
-    problems, cases, out, (_, args, grad_inputs) = _cost_cases(
-        fn, name, make, _ref_layer_style, _layer_wrongs, specs
-    )
+    problems, cases, out, (_, args, grad_inputs) = _cost_cases(fn, name, make, _ref_layer_style, _layer_wrongs, specs)
     if not cases:
         return problems
     problems += _explain(cases, name, _LAYER_FACTORS, _LAYER_WRONGS)
@@ -728,9 +727,7 @@ def diagnose_layer_style_cost(fn: Callable[..., Any]) -> list[str]:
         return [f"the style cost of two identical activations should be 0, got {got}"]
 
     a_S, a_G = args
-    want_grad = torch.autograd.functional.jacobian(
-        lambda g: _ref_layer_style(a_S.double(), g), a_G.detach().double()
-    )
+    want_grad = torch.autograd.functional.jacobian(lambda g: _ref_layer_style(a_S.double(), g), a_G.detach().double())
     problems += _gradient_problems(out, grad_inputs, [want_grad], name, "a_G")
     return _dedupe(problems)
 
@@ -762,8 +759,7 @@ _STYLE_WRONGS = [
     ),
     _Wrong(
         "normalised_weights",
-        "your style_cost divides by the sum of the weights lambda[l]; the weights are used as they "
-        f"are. {_STYLE_SUM}",
+        f"your style_cost divides by the sum of the weights lambda[l]; the weights are used as they are. {_STYLE_SUM}",
     ),
     _Wrong(
         "all_layers",
@@ -777,8 +773,7 @@ _STYLE_WRONGS = [
     ),
     _Wrong(
         "first_only",
-        "your style_cost keeps only the first layer's term: is the `return` inside the loop? "
-        f"{_STYLE_SUM}",
+        f"your style_cost keeps only the first layer's term: is the `return` inside the loop? {_STYLE_SUM}",
     ),
     _Wrong(
         "lambda_squared",
@@ -810,10 +805,12 @@ def diagnose_style_cost(fn: Callable[..., Any]) -> list[str]:
     def make(i: int, weights: dict):
         acts_S = {k: _random(s, 600 + 10 * i + j) for j, (k, s) in enumerate(_STYLE_LAYERS.items())}
         acts_G = {
-            k: _random(s, 700 + 10 * i + j).requires_grad_(i == 0)
-            for j, (k, s) in enumerate(_STYLE_LAYERS.items())
+            k: _random(s, 700 + 10 * i + j).requires_grad_(i == 0) for j, (k, s) in enumerate(_STYLE_LAYERS.items())
         }
-        watched = {**{f"acts_S[{k!r}]": v for k, v in acts_S.items()}, **{f"acts_G[{k!r}]": v for k, v in acts_G.items()}}
+        watched = {
+            **{f"acts_S[{k!r}]": v for k, v in acts_S.items()},
+            **{f"acts_G[{k!r}]": v for k, v in acts_G.items()},
+        }
         return (acts_S, acts_G, dict(weights)), watched, [acts_G[k] for k in weights]
 
     specs = [(f"weights {w}", w, {}) for w in _STYLE_WEIGHT_SETS]
@@ -898,8 +895,7 @@ def diagnose_total_cost(fn: Callable[..., Any]) -> list[str]:
         return (Jc, Js, alpha, beta), {}, [Jc, Js]
 
     specs = [
-        (f"J_content={jc}, J_style={js}, alpha={a}, beta={b}", (jc, js, a, b), {})
-        for jc, js, a, b in _TOTAL_CASES
+        (f"J_content={jc}, J_style={js}, alpha={a}, beta={b}", (jc, js, a, b), {}) for jc, js, a, b in _TOTAL_CASES
     ]
     ref = lambda Jc, Js, a, b: a * Jc + b * Js  # noqa: E731
     problems, cases, out, (_, args, grad_inputs) = _cost_cases(fn, name, make, ref, _total_wrongs, specs)
@@ -1078,7 +1074,11 @@ def diagnose_optimization_step(fn: Callable[..., Any]) -> list[str]:
     else:
         return ["the second call to optimization_step did not take the expected step on J"]
     value2 = _as_float64(out2)
-    if value2 is None or value2.numel() != 1 or not math.isclose(float(value2.reshape(())), objective.value64(G1), rel_tol=1e-4):
+    if (
+        value2 is None
+        or value2.numel() != 1
+        or not math.isclose(float(value2.reshape(())), objective.value64(G1), rel_tol=1e-4)
+    ):
         problems.append("the second call did not return J at the image it started from")
     if objective.value64(G2) >= objective.value64(G1):
         problems.append("J did not decrease over the step")
@@ -1093,8 +1093,7 @@ EXERCISES: list[Exercise] = [
         function="content_cost",
         diagnose=diagnose_content_cost,
         notebook="02_content_cost",
-        teaches="The content cost compares two images' activations at one layer: "
-        "J_content = 1/2 * sum (a_C - a_G)^2.",
+        teaches="The content cost compares two images' activations at one layer: J_content = 1/2 * sum (a_C - a_G)^2.",
         points=1,
     ),
     Exercise(
@@ -1120,8 +1119,7 @@ EXERCISES: list[Exercise] = [
         function="style_cost",
         diagnose=diagnose_style_cost,
         notebook="03_style_cost",
-        teaches="The style cost combines several layers with weights: "
-        "J_style = sum_l lambda[l] * J_style[l].",
+        teaches="The style cost combines several layers with weights: J_style = sum_l lambda[l] * J_style[l].",
         points=1,
     ),
     Exercise(
