@@ -196,3 +196,23 @@ def test_a_run_whose_cost_never_decreases_warns():
             progress=False,
         )  # a step too small to change any pixel
     assert any("never decreased" in str(w.message) for w in caught)
+
+
+def test_ctrl_c_while_the_command_starts_prints_no_traceback(tmp_path):
+    # 1 s in, the command is still importing PyTorch (a few seconds here): that Ctrl-C must
+    # end it like any other, with no traceback
+    out = tmp_path / "o.png"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "course_nst", "stylize", "chelsea", "waves", "-o", str(out), *FAST],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert not out.exists()

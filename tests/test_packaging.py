@@ -63,3 +63,15 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.M)
+
+
+def test_the_package_exports_load_on_first_use_without_torch_at_import():
+    import subprocess
+
+    code = (
+        "import sys, course_nst; assert 'torch' not in sys.modules; "
+        "assert set(course_nst.__all__) == set(course_nst._HOMES) | {'InputError'}; "
+        "assert all(getattr(course_nst, n) is not None for n in course_nst.__all__); print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "ok", out.stderr
