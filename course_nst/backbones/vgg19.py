@@ -88,17 +88,24 @@ TORCHVISION = InputNormalization(
 #   lecture's formulas are the paper's (content: 1/2 sum of squares; style: 1/(4 N^2 M^2)
 #   sum of squares = 1/(2 n_H n_W n_C)^2), so the paper's settings carry over unchanged:
 #   content relu4_2 (the paper's conv4_2), style relu1_1 ... relu5_1 (the paper's conv1_1
-#   ... conv5_1) with lambda = 1/5 each, and alpha/beta = 1e-3 (alpha 1, beta 1e3).
-#   Tried at 256 px on chelsea in the swirls, from white noise (pictures in the notes of
-#   the change that made VGG19 the default):
-#     max pooling, no tv, 300 evaluations at full size: a painting, the cat's eyes and
-#       face drawn in blue and white swirls with yellow dabs; fine colour grain all over.
-#     avg pooling (the paper's suggestion), same: more of the photo (fur, green eye, nose),
-#       less of the strokes, the same grain; kept max pooling (as trained) as the default.
-#     tv_weight 1e6: the grain barely changes; 1e7 with the coarse-to-fine schedule
-#       (half size, then full size): no grain, long clean swirl strokes, the cat's eyes
-#       and nose still there. J_tv is the sum of squared neighbour differences in [0, 1]
-#       units, tiny next to J_content in Caffe units (~1e11), hence the large weight.
+#   ... conv5_1) with lambda = 1/5 each.
+#   Tried at 256 px, from white noise (pictures in the notes of the change that made VGG19
+#   the default):
+#     alpha/beta = 1e-3 (the paper's), max pooling, no tv, 300 evaluations at full size:
+#       chelsea in the swirls is a painting with the cat's eyes and face in blue and white
+#       swirls; fine colour grain all over. avg pooling: more of the photo, the same grain;
+#       max pooling (as trained) stays the default.
+#     tv_weight 1e6: the grain barely changes; 1e7 with the coarse-to-fine schedule: no
+#       grain, long clean strokes. (J_tv is the sum of squared neighbour differences in
+#       [0, 1] units, tiny next to J_content in Caffe units, ~1e11, hence the large weight.)
+#     With that, alpha/beta = 1e-3 still let the style win at 256 px: astronaut in the
+#       stained glass was glass tiles with only a trace of the astronaut. J_content is a
+#       sum over positions and J_style is normalised per position, so at 256 px (a quarter
+#       of the paper's ~512 px pixels) the same balance is alpha/beta = 4e-3: beta = 250.
+#       Then the cat (eyes, nose, fur direction) in swirls, the astronaut (figure, face,
+#       badge) in lead-lined glass, the coffee cup's rim as a wave crest in the waves, and
+#       the rocket only faintly among the shapes (its thin gantry is little content).
+#     For ~512 px, alpha/beta = 1e-3 (beta = 1000) is the paper's own balance again.
 #   steps 300 in all (200 at half size, 100 at full size, see style_transfer's schedule).
 # "torchvision" and "random" weights (inputs divided by 255*std, ~58x smaller than
 #   Caffe's): activations ~58x smaller, so the content cost ~58^2 and the style cost ~58^4
@@ -111,10 +118,10 @@ DEFAULTS: dict[str, BackboneDefaults] = {
         content_layer="relu4_2",
         style_layers=_PAPER_STYLE,
         alpha=1.0,
-        beta=1e3,
+        beta=250.0,
         tv_weight=1e7,
         steps=300,
-        notes="the paper's layers and alpha/beta = 1e-3 on the original weights",
+        notes="the paper's layers; alpha/beta = 4e-3, the paper's 1e-3 balance at 256 px",
     ),
     "torchvision": BackboneDefaults(
         content_layer="relu4_2",
