@@ -70,20 +70,7 @@ def _inputs(name: str, size: int):
 
 def _measure_final(bb, C, S, image):
     """J of ``image`` with our objective at full size (the same cost for both)."""
-    from course_nst.transfer import StyleTransferObjective
-
-    d = bb.defaults
-    objective = StyleTransferObjective(
-        bb,
-        C,
-        S,
-        content_layer=d.content_layer,
-        style_layers=dict(d.style_layers),
-        alpha=d.alpha,
-        beta=d.beta,
-        tv_weight=d.tv_weight,
-        out_shape=C.shape[-2:],
-    )
+    objective = make_ours(bb, C, S)[2]  # built exactly as style_transfer builds it
     with torch.inference_mode():
         return {k: float(v) for k, v in objective(image).items()}
 
