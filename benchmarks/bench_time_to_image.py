@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_transfer import Baseline
+from bench_transfer import Baseline, make_ours
 
 CONTENT, STYLE = "chelsea", "swirls"
 
