@@ -28,7 +28,6 @@ each (for sizes too large to run whole on a laptop, e.g. 1024 px).
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import platform
 import sys
@@ -38,24 +37,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_transfer import Baseline, make_ours
+from bench_transfer import Baseline, make_ours, run_in_child, status_mb
 
 CONTENT, STYLE = "chelsea", "swirls"
-
-
-def _status_bytes(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024.0
-    raise KeyError(key)
 
 
 def peak_rss_reset() -> float:
     """Reset the RSS high-water mark (Linux: 5 into clear_refs); the RSS now."""
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    return _status_bytes("VmRSS")
+    return status_mb("VmRSS") * 2**20
 
 
 def _inputs(name: str, size: int):
@@ -120,7 +111,7 @@ def child(name, size, which, memory_only, save, queue):
     t0 = time.perf_counter()
     image, n, full_equiv, stopped = (run_ours if which == "ours" else run_textbook)(bb, C, S, memory_only)
     seconds = time.perf_counter() - t0
-    peak = _status_bytes("VmHWM") - base
+    peak = status_mb("VmHWM") * 2**20 - base
     final = _measure_final(bb, C, S, image)
     if save:
         from course_nst.images import save_image
@@ -130,13 +121,7 @@ def child(name, size, which, memory_only, save, queue):
 
 
 def measure(name, size, which, memory_only, save):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=child, args=(name, size, which, memory_only, save, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
+    return run_in_child(child, name, size, which, memory_only, save)
 
 
 def main() -> None:

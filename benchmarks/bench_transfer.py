@@ -365,7 +365,7 @@ def repeats_for(name, size, quick):
 # ======================================================================================
 # Peak memory, one fresh process per (backbone, size, implementation)
 # ======================================================================================
-def _status_mb(key):
+def status_mb(key):
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(key + ":"):
@@ -383,8 +383,8 @@ def _memory_child(name, size, impl, device, threads, q):
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        base = _status_mb("VmRSS")
-        peak = lambda: _status_mb("VmHWM")  # noqa: E731
+        base = status_mb("VmRSS")
+        peak = lambda: status_mb("VmHWM")  # noqa: E731
     except OSError:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
@@ -397,14 +397,19 @@ def _memory_child(name, size, impl, device, threads, q):
     q.put(peak() - base)
 
 
-def peak_memory(name, size, impl, device, threads):
+def run_in_child(target, *args):
+    """``target(*args, queue)`` in a fresh (spawned) process; what it puts on the queue."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_memory_child, args=(name, size, impl, device, threads, q))
+    p = ctx.Process(target=target, args=(*args, q))
     p.start()
     out = q.get()
     p.join()
     return out
+
+
+def peak_memory(name, size, impl, device, threads):
+    return run_in_child(_memory_child, name, size, impl, device, threads)
 
 
 # ======================================================================================

@@ -98,8 +98,9 @@ class NonFiniteCostError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------
-def _as_image(x: Any, what: str, max_size: int | None = None) -> Tensor:
-    """Tensors pass through; paths, PIL images, arrays and sample names are loaded."""
+def _as_image(x: Any) -> Tensor:
+    """Tensors pass through; paths, PIL images, arrays and sample names are loaded (at their own size:
+    :func:`style_transfer` checks the memory before it resizes)."""
     from . import images
 
     img = None
@@ -110,8 +111,6 @@ def _as_image(x: Any, what: str, max_size: int | None = None) -> Tensor:
             img = samples.load(x)
     if img is None:
         img = images.load_image(x)
-    if max_size is not None:
-        img = images.resize(img, max_size)
     return img
 
 
@@ -587,15 +586,15 @@ def style_transfer(
     style_list = list(style) if isinstance(style, (list, tuple)) else None
     if style_list is not None and not style_list:
         raise InputError("style is an empty list; give at least one style image")
-    styles = [_as_image(s, "style", None) for s in style_list] if style_list is not None else None
+    styles = [_as_image(s) for s in style_list] if style_list is not None else None
     if styles is not None:
         controls.check_style_weights(style_weights, len(styles))
     elif style_weights is not None:
         controls.check_style_weights(style_weights, 1)
-    C0 = _as_image(content, "content", None) if content is not None else None
+    C0 = _as_image(content) if content is not None else None
     if masks is not None and C0 is None:
         raise InputError("masks are over the content image; give a content image")
-    S = styles[0] if styles is not None else (_as_image(style, "style", None) if style is not None else None)
+    S = styles[0] if styles is not None else (_as_image(style) if style is not None else None)
     H, W = output_shape(C0 if C0 is not None else S, size)  # type: ignore[arg-type]
     check_fits_in_memory(backbone, (H, W))  # before anything of that size is made
     C = C0
