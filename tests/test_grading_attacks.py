@@ -109,7 +109,7 @@ def test_disabling_the_checker_by_its_code_object_does_not_pay(course, tmp_path)
     status, reason = attack(
         course,
         f"""
-        import course_nst.checks.costs as c, course_nst.checks as checks
+        import course_nst.checks.content as c, course_nst.checks as checks
         c.diagnose_content_cost.__code__ = (lambda fn: []).__code__
         checks.EXERCISES["content_cost"].diagnose.__code__ = (lambda fn: []).__code__
         def content_cost(a_C, a_G):
@@ -124,7 +124,7 @@ def test_rewriting_the_checker_files_is_impossible_and_later_runs_are_unaffected
     status, reason = attack(
         course,
         f"""
-        import course_nst.checks.costs as c, course_nst.costs as costs
+        import course_nst.checks.content as c, course_nst.costs as costs
         for path in (c.__file__, costs.__file__):
             try:
                 with open(path, "a") as f:

@@ -9,8 +9,10 @@ For a grader, :data:`EXERCISES` maps each exercise cell's nbgrader ``grade_id`` 
 :class:`Exercise`; ``EXERCISES[grade_id].evaluate(student_function)`` returns a
 :class:`CheckResult` and never raises.
 
-Each submodule (``costs``, ``controls`` for notebook 05, and ``convnets`` for notebook 01 when present) lists its
-exercises in its own ``EXERCISES`` list; they are merged here.
+One module per notebook lists that notebook's exercises in its own ``EXERCISES`` list
+(``convnets`` for 01, when present; ``content`` for 02; ``style`` for 03; ``transfer`` for
+04; ``controls`` for 05); they are merged here. The diagnosis machinery they share is in
+``diagnosis``, the :class:`Exercise` record in ``_common``.
 """
 
 from __future__ import annotations
@@ -18,16 +20,11 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from . import costs
+from . import content, style, transfer
 from ._common import NOT_IMPLEMENTED, CheckResult, Exercise
-from .costs import (
-    check_content_cost,
-    check_gram_matrix,
-    check_layer_style_cost,
-    check_optimization_step,
-    check_style_cost,
-    check_total_cost,
-)
+from .content import check_content_cost
+from .style import check_gram_matrix, check_layer_style_cost, check_style_cost
+from .transfer import check_optimization_step, check_total_cost
 
 __all__ = [
     "EXERCISES",
@@ -57,7 +54,7 @@ else:
             globals()[_name] = getattr(convnets, _name)
             __all__.append(_name)
 
-_SUBMODULES.insert(0, costs)
+_SUBMODULES[0:0] = [content, style, transfer]
 
 # notebook 05 (controlling the result)
 from . import controls  # noqa: E402
