@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from . import content, style, transfer
-from ._common import NOT_IMPLEMENTED, CheckResult, Exercise
+from ._common import NOT_IMPLEMENTED, CheckResult, Exercise, Prediction
 from .content import check_content_cost
 from .style import check_gram_matrix, check_layer_style_cost, check_style_cost
 from .transfer import check_optimization_step, check_total_cost
 
 __all__ = [
     "EXERCISES",
+    "PREDICTIONS",
     "CheckResult",
     "Exercise",
     "NOT_IMPLEMENTED",
+    "Prediction",
+    "check_prediction",
     "check_content_cost",
     "check_gram_matrix",
     "check_layer_style_cost",
@@ -64,10 +68,10 @@ _SUBMODULES.append(controls)
 __all__ += ["check_guided_gram_matrix", "check_match_colour_histogram"]
 
 
-def _merge(modules: list[ModuleType]) -> dict[str, Exercise]:
-    merged: dict[str, Exercise] = {}
+def _merge(modules: list[ModuleType], kind: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
     for module in modules:
-        for exercise in getattr(module, "EXERCISES", ()):
+        for exercise in getattr(module, kind, ()):
             if exercise.grade_id in merged:
                 raise ValueError(
                     f"grade_id {exercise.grade_id!r} is defined twice "
@@ -77,4 +81,15 @@ def _merge(modules: list[ModuleType]) -> dict[str, Exercise]:
     return merged
 
 
-EXERCISES: dict[str, Exercise] = _merge(_SUBMODULES)
+EXERCISES: dict[str, Exercise] = _merge(_SUBMODULES, "EXERCISES")
+PREDICTIONS: dict[str, Prediction] = _merge(_SUBMODULES, "PREDICTIONS")
+for _grade_id in PREDICTIONS.keys() & EXERCISES.keys():
+    raise ValueError(f"grade_id {_grade_id!r} is both an exercise and a prediction question")
+
+
+def check_prediction(grade_id: str, value: Any) -> None:
+    """Say whether the prediction ``value`` for question ``grade_id`` is right (and why), or give a hint."""
+    if grade_id not in PREDICTIONS:
+        print(f"no prediction question is called {grade_id!r}; the questions are: {', '.join(sorted(PREDICTIONS))}")
+        return
+    PREDICTIONS[grade_id].check(value)

@@ -13,12 +13,13 @@ for the grader.
 
 from __future__ import annotations
 
+import math
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckResult", "Exercise", "NOT_IMPLEMENTED"]
+__all__ = ["CheckResult", "Exercise", "NOT_IMPLEMENTED", "Prediction"]
 
 NOT_IMPLEMENTED = "not implemented yet: you have not written this function yet (it raises NotImplementedError)"
 
@@ -73,3 +74,47 @@ class Exercise:
     def check(self, fn: Callable[..., Any]) -> None:
         """Print a one-line success message, or the problems found. Never raises."""
         print(self.evaluate(fn).report())
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction question: the student writes a number before running the experiment.
+
+    In the notebook the answer cell (nbgrader ``grade_id``) assigns ``variable``; the
+    next cell calls ``check_prediction(grade_id, value)``. A right answer (within
+    ``rel_tol``) is told *why* it is right, a wrong one gets ``hint``, never the answer.
+    """
+
+    grade_id: str
+    variable: str
+    notebook: str
+    question: str
+    answer: float
+    why: str
+    hint: str
+    rel_tol: float = 1e-6
+    points: int = 1
+
+    def evaluate(self, value: Any) -> CheckResult:
+        """Compare ``value`` with the answer; never raises."""
+        if value is None:
+            return CheckResult(
+                self.variable,
+                False,
+                [f"not answered yet: replace None with your prediction (a number) in {self.variable} = ..."],
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return CheckResult(
+                self.variable, False, [f"your prediction should be a number, got {type(value).__name__}"]
+            )
+        if not math.isfinite(value) or not math.isclose(value, self.answer, rel_tol=self.rel_tol, abs_tol=1e-9):
+            return CheckResult(self.variable, False, [f"{value:g} is not it. Hint: {self.hint}"])
+        return CheckResult(self.variable, True)
+
+    def check(self, value: Any) -> None:
+        """Print whether the prediction is right (and why), or a hint. Never raises."""
+        result = self.evaluate(value)
+        if result.passed:
+            print(f"{self.variable}: right. {self.why}")
+        else:
+            print(result.report())

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import Exercise
+from ._common import Exercise, Prediction
 from .diagnosis import (
     SHAPES,
     Factor,
@@ -151,3 +151,21 @@ EXERCISES: list[Exercise] = [
 _BY_ID = {ex.grade_id: ex for ex in EXERCISES}
 
 check_content_cost = _BY_ID["content_cost"].check
+
+
+# --------------------------------------------------------------------------- prediction questions
+
+PREDICTIONS: list[Prediction] = [
+    Prediction(
+        grade_id="predict_content_growth",
+        variable="predict_content_growth",
+        notebook="02_content_cost",
+        question="C and G both become twice as wide and twice as tall (the same scenes at twice the "
+        "resolution). By what factor does J_content at one layer grow, roughly?",
+        answer=4,
+        why="J_content = 1/2 * sum over every position and channel: doubling n_H and n_W gives 4 times as "
+        "many terms of about the same size, so the sum grows about 4 times. A sum, not a mean: the weight "
+        "alpha has to follow the image's size.",
+        hint="J_content is a sum, not a mean: count how the number of its terms changes when n_H and n_W both double.",
+    ),
+]

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..backbones.common import IMAGENET_MEAN as _MEAN  # the colour zero padding stands for
-from ._common import Exercise
+from ._common import Exercise, Prediction
 
 __all__ = ["EXERCISES", "check_rf_recurrence", "check_find_top_patch"]
 
@@ -340,3 +340,22 @@ def check_rf_recurrence(fn: Callable[..., Any]) -> None:
 def check_find_top_patch(fn: Callable[..., Any]) -> None:
     """Check a student's ``find_top_patch(activation_map, image, size, stride, start)``; never raises."""
     EXERCISES[1].check(fn)
+
+
+# --------------------------------------------------------------------------- prediction questions
+
+PREDICTIONS: list[Prediction] = [
+    Prediction(
+        grade_id="predict_receptive_field",
+        variable="predict_receptive_field",
+        notebook="01_what_convnets_learn",
+        question="In VGG19, the layers up to relu3_1 are: conv 3x3, conv 3x3, max-pool 2x2 (stride 2), conv 3x3, "
+        "conv 3x3, max-pool 2x2 (stride 2), conv 3x3 (all convolutions stride 1). How many input pixels wide "
+        "is the patch that one position of relu3_1 sees (its receptive field)?",
+        answer=24,
+        why="Each layer adds (k - 1) times the current jump between neighbouring positions, and a pool of "
+        "stride 2 doubles the jump: 1 + 2 + 2 = 5, + 1 = 6 (jump 2), + 4 + 4 = 14, + 2 = 16 (jump 4), + 8 = 24.",
+        hint="Start from r = 1 pixel and a jump j = 1; each layer of kernel k and stride s gives "
+        "r = r + (k - 1) * j, then j = j * s.",
+    ),
+]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import Exercise
+from ._common import Exercise, Prediction
 from .diagnosis import (
     RTOL,
     SHAPES,
@@ -456,3 +456,32 @@ _BY_ID = {ex.grade_id: ex for ex in EXERCISES}
 check_gram_matrix = _BY_ID["gram_matrix"].check
 check_layer_style_cost = _BY_ID["layer_style_cost"].check
 check_style_cost = _BY_ID["style_cost"].check
+
+
+# --------------------------------------------------------------------------- prediction questions
+
+PREDICTIONS: list[Prediction] = [
+    Prediction(
+        grade_id="predict_style_growth",
+        variable="predict_style_growth",
+        notebook="03_style_cost",
+        question="S and G both become twice as wide and twice as tall (the same images at twice the "
+        "resolution). By what factor does one layer's J_style[l] change, roughly?",
+        answer=1,
+        why="Each Gram entry is a sum over the n_H n_W positions, so it grows 4 times and its squared "
+        "difference 16 times; the normaliser 1/(2 n_H n_W n_C)^2 shrinks 16 times, so J_style[l] stays about "
+        "the same. J_content grows 4 times: the balance alpha : beta depends on the image's size.",
+        hint="Say how a Gram entry grows when there are 4 times as many positions, square that, and do the same "
+        "for the normaliser 1/(2 n_H n_W n_C)^2.",
+    ),
+    Prediction(
+        grade_id="predict_gram_entries",
+        variable="predict_gram_entries",
+        notebook="03_style_cost",
+        question="relu3_1 has 256 channels. How many numbers does its Gram matrix hold for a 512x512 image?",
+        answer=256 * 256,
+        why="G is n_C x n_C = 256 x 256 = 65,536 numbers whatever the image's size: the Gram matrix sums the "
+        "positions away, which is why the style cost does not care where things are.",
+        hint="G_kk' has one entry for each pair of channels (k, k'); the positions are summed over.",
+    ),
+]
