@@ -133,8 +133,8 @@ def initial_image(
 
     ``"noise"``: white noise, every pixel uniform in [0,1] (the lecture's step 1).
     ``"content"``: a copy of the content image.
-    ``"content+noise"``: the content image with uniform noise in [-0.5, 0.5] mixed in
-        (60% noise, as in the Coursera assignment), clamped to [0,1].
+    ``"content+noise"``: ``0.6 * noise + 0.4 * content``, white noise mixed with the content
+        image (a noise ratio of 0.6, as in the Coursera assignment's start), already in [0,1].
     A tensor: used as given (resized to the content's size if needed).
     """
     H, W = shape
@@ -153,8 +153,8 @@ def initial_image(
             raise InputError(f"init={init!r} needs a content image")
         if init == "content":
             return content.clone()
-        noise = torch.rand(1, 3, H, W, generator=gen) - 0.5
-        return (0.4 * content + 0.6 * (content + noise)).clamp(0, 1)
+        noise = torch.rand(1, 3, H, W, generator=gen)
+        return 0.6 * noise + 0.4 * content
     raise InputError(f"unknown init {init!r}; use 'noise', 'content', 'content+noise' or an image tensor")
 
 
