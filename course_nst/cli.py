@@ -360,7 +360,12 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="vgg19: original (default), torchvision, random, or a weights file")
     p.add_argument("--pooling", default="max", choices=["max", "avg"], help="VGG19's pooling (default max)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    p.add_argument("--init", default="noise", choices=["noise", "content", "content+noise"], help="starting image: white noise (the lecture), the content image, or 0.6 noise + 0.4 content")
+    p.add_argument(
+        "--init",
+        default="noise",
+        choices=["noise", "content", "content+noise"],
+        help="starting image: white noise (the lecture), the content image, or 0.6 noise + 0.4 content",
+    )
     p.add_argument("--alpha", type=_non_negative_float, default=None, help="content weight")
     p.add_argument("--beta", type=_non_negative_float, default=None, help="style weight")
     p.add_argument("--tv-weight", type=_non_negative_float, default=None, help="total-variation weight")
