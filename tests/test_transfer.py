@@ -100,7 +100,7 @@ def test_inits(lite0, pair):
     mixed = initial_image("content+noise", content, shape, seed=1)
     # the documented mix: 60% of the same white noise, 40% of the content, still an image in [0,1]
     assert torch.allclose(mixed, 0.6 * noise + 0.4 * content, atol=1e-6)
-    assert 0 <= mixed.min() and mixed.max() <= 1
+    assert mixed.min() >= 0 and mixed.max() <= 1
     r = style_transfer(content, style, backbone=lite0, steps=2, init="content", progress=False, optimizer="adam")
     assert r.history[0]["J_content"] == pytest.approx(0.0, abs=1e-3)
 
