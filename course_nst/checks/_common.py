@@ -83,6 +83,10 @@ class Prediction:
     In the notebook the answer cell (nbgrader ``grade_id``) assigns ``variable``; the
     next cell calls ``check_prediction(grade_id, value)``. A right answer (within
     ``rel_tol``) is told *why* it is right, a wrong one gets ``hint``, never the answer.
+
+    Only a plain ``int`` or ``float`` counts as an answer: not a ``bool``, a string, a
+    NumPy scalar or a subclass of ``float`` (whose comparisons could say anything), so the
+    notebook's check and the grader (which receives only the number) always agree.
     """
 
     grade_id: str
@@ -95,6 +99,10 @@ class Prediction:
     rel_tol: float = 1e-6
     points: int = 1
 
+    def __post_init__(self) -> None:
+        if not self.variable.isidentifier():
+            raise ValueError(f"prediction {self.grade_id!r}: variable {self.variable!r} is not a Python name")
+
     def evaluate(self, value: Any) -> CheckResult:
         """Compare ``value`` with the answer; never raises."""
         if value is None:
@@ -103,12 +111,18 @@ class Prediction:
                 False,
                 [f"not answered yet: replace None with your prediction (a number) in {self.variable} = ..."],
             )
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if type(value) not in (int, float):
             return CheckResult(
-                self.variable, False, [f"your prediction should be a number, got {type(value).__name__}"]
+                self.variable,
+                False,
+                [f"your prediction should be a plain number such as 4 or 0.5, got {type(value).__name__}"],
             )
-        if not math.isfinite(value) or not math.isclose(value, self.answer, rel_tol=self.rel_tol, abs_tol=1e-9):
-            return CheckResult(self.variable, False, [f"{value:g} is not it. Hint: {self.hint}"])
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            return CheckResult(self.variable, False, ["a number too large for a float is not it"])
+        if not math.isfinite(number) or not math.isclose(number, self.answer, rel_tol=self.rel_tol, abs_tol=1e-9):
+            return CheckResult(self.variable, False, [f"{number:g} is not it. Hint: {self.hint}"])
         return CheckResult(self.variable, True)
 
     def check(self, value: Any) -> None:
