@@ -38,8 +38,21 @@ Exercise cells must be self-contained apart from :data:`STANDARD_IMPORTS`, the i
 statements of the cells above the exercise that import from the packages in
 :data:`IMPORTABLE`, and the package's tested versions of the other exercises' functions.
 
-The registry is a module with ``EXERCISES: dict[str, Exercise]`` keyed by grade_id (see
-:mod:`course_nst.checks._common`); :class:`GradeConfig` names it.
+Prediction questions
+--------------------
+A prediction's answer cell assigns a number to a variable (``predict_content_growth = 4``). The
+grader runs that cell in the same sandboxed kernel (after the same imports); the kernel sends back
+only the variable's value, as a plain ``int`` or ``float``, or else only its type's name
+(:func:`~course_nst.instructor.protocol.encode_number`). The number is rebuilt here from JSON
+and judged here by the registry's :class:`~course_nst.checks.Prediction`, so a ``float`` subclass
+whose comparisons lie, a string, a ``bool`` or a NumPy scalar is a failed answer, and nothing the
+cell patches (``check_prediction``, ``PREDICTIONS``, the kernel) changes the verdict: at most it
+changes which number arrives, as writing that number would.
+
+The registry is a module with ``EXERCISES: dict[str, Exercise]`` and, optionally,
+``PREDICTIONS: dict[str, Prediction]``, keyed by grade_id (see :mod:`course_nst.checks._common`);
+:class:`GradeConfig` names it. :func:`load_registry` merges the two: what this module calls an
+"exercise" is either.
 """
 
 from __future__ import annotations
@@ -71,10 +84,11 @@ import nbformat
 import torch
 from nbformat import NotebookNode
 
+from ..checks._common import Prediction
 from ..errors import InputError
 from . import verify
 from .kernel import all_tensors, flatten_tensors, rebuild_object
-from .protocol import ProtocolError, decode, encode, read_frame_fd, write_frame
+from .protocol import ProtocolError, decode, decode_number, encode, read_frame_fd, write_frame
 from .sandbox import Sandbox, find_sandbox, start_kernel, stop_kernel
 
 __all__ = [
@@ -136,6 +150,7 @@ STATUSES = (
     "passed",
     "failed",
     "not implemented",
+    "not answered",
     "missing",
     "syntax error",
     "timed out",
@@ -151,7 +166,8 @@ class GradeConfig:
     """How to grade.
 
     Attributes:
-        registry: module that defines ``EXERCISES`` (grade_id -> Exercise).
+        registry: module that defines ``EXERCISES`` (grade_id -> Exercise) and, optionally,
+            ``PREDICTIONS`` (grade_id -> Prediction).
         timeout: seconds each call of the student's function (and the cell itself) may run;
             the kernel's start-up (importing torch) gets at least ``setup_timeout``.
         memory_mb: memory the kernel may use on top of what it holds after importing torch.
@@ -174,7 +190,8 @@ class GradeConfig:
 
 @dataclass
 class Score:
-    """The grade of one exercise of one notebook."""
+    """The grade of one exercise (or prediction question) of one notebook; ``function`` is the
+    exercise's function, or the prediction's variable."""
 
     notebook: str
     grade_id: str
@@ -215,8 +232,24 @@ def _registry_module(config: GradeConfig) -> ModuleType:
 
 
 def load_registry(config: GradeConfig = GradeConfig()) -> Mapping[str, Any]:
-    """Import ``config.registry`` and return its ``EXERCISES``."""
-    return _registry_module(config).EXERCISES
+    """Import ``config.registry`` and return its ``EXERCISES`` and ``PREDICTIONS`` in one mapping
+    (grade_id -> Exercise or Prediction), exercises first."""
+    module = _registry_module(config)
+    predictions = getattr(module, "PREDICTIONS", {})
+    if not isinstance(predictions, Mapping):
+        raise InputError(f"{config.registry}.PREDICTIONS is not a dictionary")
+    bad = [g for g, p in predictions.items() if not isinstance(p, Prediction) or p.grade_id != g]
+    if bad:
+        raise InputError(f"{config.registry}.PREDICTIONS[{bad[0]!r}] is not the Prediction with that grade_id")
+    both = sorted(set(module.EXERCISES) & set(predictions))
+    if both:
+        raise InputError(f"{config.registry}: grade_id {both[0]!r} is both an exercise and a prediction question")
+    return {**module.EXERCISES, **predictions}
+
+
+def _name(item: Any) -> str:
+    """The exercise's function, or the prediction's variable."""
+    return str(item.variable if isinstance(item, Prediction) else item.function)
 
 
 @dataclass
@@ -262,7 +295,7 @@ def _cells_by_grade_id(nb: NotebookNode) -> dict[str, NotebookNode]:
 
 
 def expected_exercises(path: str | Path, nb: NotebookNode | None, registry: Mapping[str, Any]) -> list[Any]:
-    """The exercises a notebook should contain.
+    """The exercises and prediction questions a notebook should contain.
 
     Those of every course notebook that the file name starts with (a student may add a suffix:
     ``02_content_cost-alice.ipynb``) or whose grade_ids appear in it, so a deleted exercise cell is
@@ -516,7 +549,10 @@ def _run_in_kernel(
     sandbox: Sandbox,
     hide: Sequence[str],
 ) -> tuple[str, str]:
-    references = sorted({e.function for e in registry.values() if e.function != exercise.function})
+    prediction = isinstance(exercise, Prediction)
+    references = sorted(
+        {e.function for e in registry.values() if not isinstance(e, Prediction) and e.function != _name(exercise)}
+    )
     cpu = config.cpu_seconds or int(max(config.timeout, config.setup_timeout) + 10 * config.timeout)
     scratch = Path(tempfile.mkdtemp(prefix="course-nst-grade-"))
     os.chmod(scratch, 0o700)
@@ -530,14 +566,14 @@ def _run_in_kernel(
             "standard_imports": STANDARD_IMPORTS,
             "imports": list(imports),
             "references": references,
-            "function": exercise.function,
+            ("variable" if prediction else "function"): _name(exercise),
             "source": _python(source),
             "memory_mb": int(config.memory_mb),
         }
         ready, _ = kernel.request(setup, timeout=max(config.timeout, config.setup_timeout))
         if ready.get("op") != "ready":
             return "error", "the kernel sent an unexpected reply"
-        return _judge(kernel, ready, exercise)
+        return _judge_prediction(ready, exercise) if prediction else _judge(kernel, ready, exercise)
     except KernelGone as gone:
         return gone.status, gone.reason
     finally:
@@ -589,6 +625,29 @@ def _judge(kernel: Kernel, ready: dict, exercise: Any) -> tuple[str, str]:
     if problems:
         return "failed", _shorten("; ".join(str(p) for p in problems))
     return "passed", ""
+
+
+def _judge_prediction(ready: dict, prediction: Prediction) -> tuple[str, str]:
+    """The verdict on the number the kernel sent, by the registry's Prediction, here."""
+    variable = prediction.variable
+    cell_error = ready.get("cell_error") if isinstance(ready.get("cell_error"), dict) else None
+    kind = ready.get("kind")
+    if kind == "missing":
+        why = f"the cell does not assign {variable} (renamed or deleted?)"
+        if cell_error:
+            why = f"running the cell raised {cell_error.get('type')}: {cell_error.get('message')}; {why}"
+        return "missing", _shorten(why)
+    if kind != "value":
+        return "error", "the kernel sent an unexpected reply"
+    try:
+        value = decode_number(ready.get("value"))
+    except ProtocolError:
+        return "error", "the kernel sent a malformed reply (the answer cell interfered with the grader's connection)"
+    result = prediction.evaluate(value)
+    if result.passed:
+        return "passed", ""
+    reason = _shorten("; ".join(result.problems))
+    return ("not answered" if value is None else "failed"), reason
 
 
 def _syntax_problem(source: str) -> str | None:
@@ -653,7 +712,8 @@ def grade_exercise(
     sandbox: Sandbox | None = None,
     checkers: Checkers | None = None,
 ) -> tuple[str, str]:
-    """Grade one exercise cell's source; returns ``(status, reason)``. Never raises for student code.
+    """Grade one exercise cell's (or prediction answer cell's) source; returns ``(status, reason)``.
+    Never raises for student code.
 
     ``imports``: import statements to run before the student's cell (see :func:`notebook_imports`);
     ``notebook``: the file the cell comes from (its folder is hidden from the kernel).
@@ -697,8 +757,8 @@ def grade_notebook(
     sandbox: Sandbox | None = None,
     checkers: Checkers | None = None,
 ) -> list[Score]:
-    """Grade every exercise of one student notebook; one :class:`Score` per exercise. Never raises
-    for a broken notebook (an unknown ``only`` grade_id is an :class:`InputError`)."""
+    """Grade every exercise and prediction question of one student notebook; one :class:`Score` each.
+    Never raises for a broken notebook (an unknown ``only`` grade_id is an :class:`InputError`)."""
     registry = load_registry(config) if registry is None else registry
     path = Path(path)
     nb, read_error = _read_notebook(path)
@@ -745,7 +805,7 @@ def grade_notebook(
             Score(
                 str(path),
                 ex.grade_id,
-                ex.function,
+                _name(ex),
                 points if status == "passed" else 0.0,
                 points,
                 status,
@@ -863,9 +923,10 @@ def add_grade_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     """Add the ``grade`` subcommand to ``course-nst``'s subparsers."""
     p = subparsers.add_parser(
         "grade",
-        help="grade student notebooks, one score per exercise",
-        description="Run each exercise cell of each student notebook in a fresh sandboxed kernel and "
-        "judge its function with the verified checkers in this process; print one score per exercise.",
+        help="grade student notebooks, one score per exercise and prediction question",
+        description="Run each exercise cell (and prediction answer cell) of each student notebook in a "
+        "fresh sandboxed kernel and judge its function (or number) with the verified checkers in this "
+        "process; print one score per exercise and prediction question.",
     )
     fill_grade_parser(p)
     return p
@@ -891,12 +952,17 @@ def fill_grade_parser(p: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="memory an exercise may use beyond torch itself (default 4096)",
     )
-    p.add_argument("--exercise", action="append", metavar="GRADE_ID", help="grade only this exercise (repeatable)")
+    p.add_argument(
+        "--exercise",
+        action="append",
+        metavar="GRADE_ID",
+        help="grade only this exercise or prediction question (repeatable)",
+    )
     p.add_argument(
         "--registry",
         default="course_nst.checks",
         metavar="MODULE",
-        help="module that defines EXERCISES (default course_nst.checks)",
+        help="module that defines EXERCISES and PREDICTIONS (default course_nst.checks)",
     )
     p.add_argument(
         "--sandbox",

@@ -19,6 +19,10 @@ What it does, and nothing more:
    reference implementation was reached.
 3. ``backward``: back-propagates a gradient through a tensor returned earlier.
 
+For a prediction question the ``setup`` request names a ``variable`` instead of a function:
+the kernel runs the answer cell the same way and replies with that variable's value, a plain
+number or only the name of its type (:func:`course_nst.instructor.protocol.encode_number`).
+
 It never computes a verdict: the grader's checker does, from these outputs, in the grading
 process. Whatever the student's code changes here can only change what their function
 returns, which the checker then judges.
@@ -230,7 +234,8 @@ class Kernel:
             with contextlib.suppress(Exception):  # a failing notebook import is the cell's problem
                 exec(statement, ns)
 
-        self.function = request["function"]
+        self.function = str(request.get("function") or "")
+        variable = request.get("variable")
         homes = []
         for name in ("course_nst.costs", "course_nst", "course_nst.receptive_field", "course_nst.patches"):
             with contextlib.suppress(ImportError):
@@ -241,13 +246,16 @@ class Kernel:
                     ns[name] = getattr(module, name)
                     break
         ns.pop(self.function, None)
+        if isinstance(variable, str):
+            ns.pop(variable, None)
         import course_nst
 
         package_dir = os.path.dirname(os.path.abspath(course_nst.__file__))
         set_hard_limit(resource.RLIMIT_AS, _vm_bytes() + int(request["memory_mb"]) * 2**20)
         set_hard_limit(resource.RLIMIT_FSIZE, int(request.get("fsize_mb", 256)) * 2**20)
-        self.tripwires = Tripwires(self.function, package_dir)
-        self.tripwires.install()
+        if not isinstance(variable, str):
+            self.tripwires = Tripwires(self.function, package_dir)
+            self.tripwires.install()
         reply: dict[str, Any] = {"op": "ready", "cell_error": None}
         import linecache
 
@@ -257,6 +265,9 @@ class Kernel:
             exec(compile(source, CELL_FILE, "exec"), ns)
         except BaseException as e:
             reply["cell_error"] = self.describe(e)
+        if isinstance(variable, str):
+            return self.prediction(reply, variable)
+        assert self.tripwires is not None
         fn = ns.get(self.function)
         if fn is None:
             reply["kind"] = "missing"
@@ -267,6 +278,16 @@ class Kernel:
         else:
             reply["kind"] = "function"
         return self.watch(reply)
+
+    def prediction(self, reply: dict, variable: str) -> dict:
+        """The answer cell has run: its variable's value as a plain number, or its type's name."""
+        from .protocol import encode_number
+
+        if variable not in self.namespace:
+            reply["kind"] = "missing"
+        else:
+            reply.update(kind="value", value=encode_number(self.namespace[variable]))
+        return reply
 
     @staticmethod
     def describe(e: BaseException) -> dict:

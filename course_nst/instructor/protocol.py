@@ -28,7 +28,9 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "ProtocolError",
     "decode",
+    "decode_number",
     "encode",
+    "encode_number",
     "read_frame",
     "read_frame_fd",
     "write_frame",
@@ -258,3 +260,53 @@ def decode(desc: Any, blobs: list[bytes], on_tensor: Any = None, depth: int = 0)
         if "object" in desc and isinstance(desc["object"], str):
             return _opaque(desc["object"])
     raise ProtocolError(f"bad value description {str(desc)[:80]}")
+
+
+# ---------------------------------------------------------------- a prediction's number
+
+MAX_INT_DIGITS = 1000
+
+
+def encode_number(value: Any) -> Any:
+    """A prediction's value for the wire: a plain ``int`` or ``float`` as such, ``None`` as
+    ``null``, anything else (a ``bool``, a string, a NumPy scalar, a ``float`` subclass) only by
+    its type's name, so no method of the student's object is called."""
+    kind = type(value)
+    if value is None:
+        return None
+    if kind is int:
+        if value.bit_length() > MAX_INT_DIGITS * 3:  # beyond any float: say so as one
+            return {"float": "inf" if value > 0 else "-inf"}
+        return {"int": int.__repr__(value)}
+    if kind is float:
+        return {"float": float.__repr__(value)}
+    try:
+        name = type.__dict__["__name__"].__get__(kind)  # not a metaclass's own __name__
+    except Exception:
+        name = "object"
+    return {"object": str(name)[:60]}
+
+
+def decode_number(desc: Any) -> Any:
+    """The value :func:`encode_number` described: ``None``, an ``int``, a ``float``, or a stand-in
+    that carries only the type's name; built here from JSON strings, so it is always a real
+    number or ``None`` or that stand-in.
+
+    Raises:
+        ProtocolError: anything else.
+    """
+    if desc is None:
+        return None
+    if isinstance(desc, dict) and len(desc) == 1:
+        [(key, text)] = desc.items()
+        if key == "int" and isinstance(text, str) and len(text) <= MAX_INT_DIGITS + 1:
+            if text.lstrip("-").isdigit() and text.isascii():
+                return int(text)
+        elif key == "float" and isinstance(text, str) and len(text) <= 40:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        elif key == "object" and isinstance(text, str):
+            return _opaque(text)
+    raise ProtocolError(f"bad number description {str(desc)[:80]}")

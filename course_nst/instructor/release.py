@@ -17,6 +17,10 @@ way ``nbgrader generate_assignment`` does:
   the ``BEGIN`` line (so the signature and docstring stay), or
   ``YOUR ANSWER HERE`` in a markdown cell; a solution cell without markers is
   replaced as a whole, as nbgrader does;
+* in the answer cell of a prediction question (its grade_id is in
+  :data:`course_nst.checks.PREDICTIONS`) the solution block becomes
+  ``<variable> = None`` instead, so the check cell below it says "not answered
+  yet" rather than raising a ``NameError``;
 * ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` blocks are removed;
 * outputs (and execution counts) are cleared in every nbgrader cell
   (exercises and their checks) and in every cell after the first exercise,
@@ -26,7 +30,9 @@ way ``nbgrader generate_assignment`` does:
   same notebooks.
 
 Unbalanced or nested markers, markers in a cell that is not an nbgrader
-solution cell, and invalid nbgrader metadata are refused with an
+solution cell, invalid nbgrader metadata, and a prediction question whose cells
+do not fit together (:func:`prediction_problems`: an answer that is not in an
+nbgrader solution cell would be handed out) are refused with an
 :class:`~course_nst.errors.InputError` that names the notebook, the cell and the
 line. Source notebooks are never overwritten.
 
@@ -40,15 +46,18 @@ Everything here is a pure function over ``nbformat.NotebookNode`` except
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
@@ -65,6 +74,8 @@ __all__ = [
     "exercise_cells",
     "find_blocks",
     "nbgrader_metadata_problems",
+    "prediction_problems",
+    "prediction_stub",
     "release_notebook",
     "release_notebooks",
     "run_release",
@@ -164,14 +175,22 @@ def find_blocks(source: str, where: str = "") -> list[Block]:
     return blocks
 
 
-def strip_blocks(source: str, cell_type: str = "code", where: str = "") -> tuple[str, bool]:
-    """Replace solution blocks by the stub and drop hidden-test blocks.
+def prediction_stub(variable: str) -> tuple[str, ...]:
+    """What a prediction's solution block becomes: the variable, not answered yet."""
+    return (f"{variable} = None",)
+
+
+def strip_blocks(
+    source: str, cell_type: str = "code", where: str = "", stub: Sequence[str] | None = None
+) -> tuple[str, bool]:
+    """Replace solution blocks by the stub (by default :data:`CODE_STUB`, or :data:`TEXT_STUB` in
+    a markdown cell) and drop hidden-test blocks.
 
     Returns ``(new_source, replaced_a_solution)``.
     """
     lines = source.split("\n")
     blocks = find_blocks(source, where)
-    stub = CODE_STUB if cell_type == "code" else TEXT_STUB
+    stub = stub if stub is not None else (CODE_STUB if cell_type == "code" else TEXT_STUB)
     out: list[str] = []
     pos = 0
     replaced = False
@@ -250,7 +269,102 @@ def nbgrader_metadata_problems(nb: NotebookNode) -> list[str]:
     return problems
 
 
-def _check_notebook(nb: NotebookNode, name: str) -> None:
+def _known_predictions(predictions: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """``predictions``, or the course's (:data:`course_nst.checks.PREDICTIONS`)."""
+    if predictions is not None:
+        return predictions
+    from ..checks import PREDICTIONS
+
+    return PREDICTIONS
+
+
+def _assigned_names(source: str) -> set[str] | None:
+    """The names a piece of Python assigns at its top level (``None``: not valid Python)."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _prediction_checks(source: str) -> list[tuple[str, str | None]]:
+    """The ``check_prediction("<grade_id>", <name>)`` calls of a code cell, as (grade_id, name)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        first = node.args[0]
+        if called == "check_prediction" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            second = node.args[1] if len(node.args) > 1 else None
+            found.append((first.value, second.id if isinstance(second, ast.Name) else None))
+    return found
+
+
+def prediction_problems(nb: NotebookNode, predictions: Mapping[str, Any]) -> list[str]:
+    """What does not fit together in the notebook's prediction questions; empty if all is well.
+
+    ``predictions`` maps grade_id to a :class:`~course_nst.checks.Prediction` (its ``variable``).
+    The answer cell of a question must be an nbgrader solution *code* cell whose solution assigns
+    the question's variable; a ``check_prediction("<grade_id>", <variable>)`` call must name a known
+    question and its variable, and the notebook must have that question's answer cell (else the
+    answer would be handed out as it stands).
+    """
+    problems: list[str] = []
+    answered: set[str] = set()
+    for i, cell in enumerate(nb.cells):
+        gid = _grade_id(cell)
+        where = _where(i, cell)
+        if gid is not None and gid in predictions and _is_solution(cell):
+            answered.add(gid)
+            variable = predictions[gid].variable
+            if cell.cell_type != "code":
+                problems.append(f"{where}the answer cell of prediction question {gid!r} has to be a code cell")
+                continue
+            lines = cell.source.split("\n")
+            blocks = [b for b in find_blocks(cell.source, where) if b.what == SOLUTION]
+            solution = "\n".join(line for b in blocks for line in b.inner(lines)) if blocks else cell.source
+            names = _assigned_names(solution)
+            if names is None:
+                problems.append(f"{where}the solution of prediction question {gid!r} is not valid Python")
+            elif variable not in names:
+                problems.append(
+                    f"{where}the solution of prediction question {gid!r} does not assign {variable}; "
+                    f"write '{variable} = <the answer>' between the solution markers"
+                )
+        if cell.cell_type != "code":
+            continue
+        for asked, name in _prediction_checks(cell.source):
+            if asked not in predictions:
+                problems.append(
+                    f"{where}check_prediction({asked!r}, ...) names no known prediction question "
+                    f"(known: {', '.join(sorted(predictions)) or 'none'})"
+                )
+            elif name != predictions[asked].variable:
+                problems.append(
+                    f"{where}check_prediction({asked!r}, {name or '...'}) should be given "
+                    f"{predictions[asked].variable}, the question's variable"
+                )
+            elif asked not in answered:
+                problems.append(
+                    f"{where}check_prediction({asked!r}, ...) comes before, or without, the answer cell of "
+                    f"{asked!r} (an nbgrader solution cell with grade_id {asked!r}); the answer would be handed out"
+                )
+    return problems
+
+
+def _check_notebook(nb: NotebookNode, name: str, predictions: Mapping[str, Any]) -> None:
     problems = nbgrader_metadata_problems(nb)
     if problems:
         raise InputError(f"{name}: invalid nbgrader metadata: " + "; ".join(problems))
@@ -261,23 +375,35 @@ def _check_notebook(nb: NotebookNode, name: str) -> None:
                 f"{name}: {_where(i, cell)}has '### BEGIN SOLUTION' but is not an nbgrader solution "
                 "cell; give it metadata nbgrader.solution = true and a grade_id"
             )
+    problems = prediction_problems(nb, predictions)
+    if problems:
+        raise InputError(f"{name}: prediction questions: " + "; ".join(problems))
 
 
-def release_notebook(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
+def release_notebook(
+    nb: NotebookNode, name: str = "notebook", predictions: Mapping[str, Any] | None = None
+) -> NotebookNode:
     """The student version of a solution notebook (a new notebook; ``nb`` is unchanged).
+
+    ``predictions``: grade_id -> Prediction (default :data:`course_nst.checks.PREDICTIONS`).
 
     Raises:
         InputError: unbalanced or nested markers, solution markers outside a
-            solution cell, or invalid nbgrader metadata.
+            solution cell, invalid nbgrader metadata, or prediction cells that do
+            not fit together.
     """
-    _check_notebook(nb, name)
+    predictions = _known_predictions(predictions)
+    _check_notebook(nb, name, predictions)
     out = copy.deepcopy(nb)
     out.metadata.pop("celltoolbar", None)
     first_exercise = min((i for i, _ in exercise_cells(out)), default=None)
     for i, cell in enumerate(out.cells):
-        new, replaced = strip_blocks(cell.source, cell.cell_type, f"{name}: " + _where(i, cell))
+        gid = _grade_id(cell)
+        prediction = predictions.get(gid) if gid is not None and _is_solution(cell) else None
+        stub = prediction_stub(prediction.variable) if prediction is not None else None
+        new, replaced = strip_blocks(cell.source, cell.cell_type, f"{name}: " + _where(i, cell), stub)
         if _is_solution(cell) and not replaced:
-            new = "\n".join(CODE_STUB if cell.cell_type == "code" else TEXT_STUB)
+            new = "\n".join(stub or (CODE_STUB if cell.cell_type == "code" else TEXT_STUB))
         cell.source = new
         if cell.cell_type == "code":
             after = first_exercise is not None and i >= first_exercise
@@ -299,17 +425,23 @@ def solution_blocks(nb: NotebookNode) -> dict[str, list[str]]:
     return found
 
 
-def solutions_notebook(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
+def solutions_notebook(
+    nb: NotebookNode, name: str = "notebook", predictions: Mapping[str, Any] | None = None
+) -> NotebookNode:
     """The instructor's clean copy: marker lines removed, solutions, hidden tests and outputs kept."""
-    _check_notebook(nb, name)
+    _check_notebook(nb, name, _known_predictions(predictions))
     out = copy.deepcopy(nb)
     for cell in out.cells:
         cell.source = "\n".join(line for line in cell.source.split("\n") if not _MARKER.match(line))
     return out
 
 
-def answer_key_markdown(notebooks: Iterable[tuple[str, NotebookNode]]) -> str:
-    """A Markdown answer key: the solution of every exercise, notebook by notebook."""
+def answer_key_markdown(
+    notebooks: Iterable[tuple[str, NotebookNode]], predictions: Mapping[str, Any] | None = None
+) -> str:
+    """A Markdown answer key: the solution of every exercise and prediction question (with the
+    reason it is right), notebook by notebook."""
+    predictions = _known_predictions(predictions)
     parts = [
         "# Answer key",
         "",
@@ -330,6 +462,8 @@ def answer_key_markdown(notebooks: Iterable[tuple[str, NotebookNode]]) -> str:
             if head.startswith("def "):
                 parts += [f"In `{head.rstrip(':')}`:", ""]
             parts += [f"```{lang}", "\n".join(lines).rstrip(), "```", ""]
+            if gid in predictions:
+                parts += [f"Why: {predictions[gid].why}", ""]
     return "\n".join(parts)
 
 
@@ -341,6 +475,7 @@ class ReleaseSummary:
     solutions: list[Path] = field(default_factory=list)
     answer_key: Path | None = None
     exercises: dict[str, list[str]] = field(default_factory=dict)  # notebook name -> grade_ids
+    predictions: dict[str, list[str]] = field(default_factory=dict)  # notebook name -> prediction grade_ids
 
 
 def _read(path: Path) -> NotebookNode:
@@ -386,7 +521,12 @@ def _umask() -> int:
     return mask
 
 
-def release_notebooks(paths: Sequence[str | Path], out_dir: str | Path, solutions: bool = False) -> ReleaseSummary:
+def release_notebooks(
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    solutions: bool = False,
+    predictions: Mapping[str, Any] | None = None,
+) -> ReleaseSummary:
     """Write the student version of each notebook to ``out_dir`` (same file names).
 
     With ``solutions=True`` also writes ``out_dir/solutions/``: a clean copy of
@@ -414,10 +554,11 @@ def release_notebooks(paths: Sequence[str | Path], out_dir: str | Path, solution
         if t.resolve() in sources or _same_file_as_any(t, files):
             raise InputError(f"--out {out} would overwrite the source notebook {t}; choose another folder")
 
+    predictions = _known_predictions(predictions)
     released: list[tuple[Path, NotebookNode, NotebookNode]] = []
     for p in files:
         nb = _read(p)
-        released.append((p, nb, release_notebook(nb, str(p))))
+        released.append((p, nb, release_notebook(nb, str(p), predictions)))
 
     summary = ReleaseSummary()
     try:
@@ -428,16 +569,18 @@ def release_notebooks(paths: Sequence[str | Path], out_dir: str | Path, solution
         target = out / p.name
         _write_new(partial(nbformat.write, student), target)
         summary.released.append(target)
-        summary.exercises[p.name] = [g for g in (_grade_id(c) for _, c in exercise_cells(nb)) if g]
+        ids = [g for g in (_grade_id(c) for _, c in exercise_cells(nb)) if g]
+        summary.exercises[p.name] = [g for g in ids if g not in predictions]
+        summary.predictions[p.name] = [g for g in ids if g in predictions]
     if solutions:
         sol = out / "solutions"
         sol.mkdir(exist_ok=True)
         for p, nb, _ in released:
-            clean = solutions_notebook(nb, str(p))
+            clean = solutions_notebook(nb, str(p), predictions)
             _write_new(partial(nbformat.write, clean), sol / p.name)
             summary.solutions.append(sol / p.name)
         key = sol / "ANSWER_KEY.md"
-        text = answer_key_markdown((p.name, nb) for p, nb, _ in released)
+        text = answer_key_markdown(((p.name, nb) for p, nb, _ in released), predictions)
         _write_new(lambda t: t.write_text(text, encoding="utf-8"), key)
         summary.answer_key = key
     return summary
@@ -456,8 +599,9 @@ def add_release_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         "release",
         help="make student notebooks from the solution notebooks",
         description="Write the student version of each solution notebook: solution blocks become "
-        "'raise NotImplementedError()', hidden tests are removed, outputs after the first "
-        "exercise are cleared. Source notebooks are never modified.",
+        "'raise NotImplementedError()' (in a prediction question's answer cell: '<variable> = None'), "
+        "hidden tests are removed, outputs after the first exercise are cleared. Source notebooks are "
+        "never modified.",
     )
     _fill_release_parser(p)
     return p
@@ -478,7 +622,11 @@ def run_release(args: argparse.Namespace) -> int:
     summary = release_notebooks(paths, args.out, solutions=args.solutions)
     for path in summary.released:
         ids = summary.exercises.get(path.name, [])
-        print(f"released {path}  ({len(ids)} exercise(s): {', '.join(ids) or '-'})")
+        line = f"released {path}  ({len(ids)} exercise(s): {', '.join(ids) or '-'}"
+        questions = summary.predictions.get(path.name, [])
+        if questions:
+            line += f"; {len(questions)} prediction question(s): {', '.join(questions)}"
+        print(line + ")")
     for path in summary.solutions:
         print(f"solutions {path}")
     if summary.answer_key:
