@@ -126,9 +126,6 @@ class Prediction:
         return CheckResult(self.variable, True)
 
     def check(self, value: Any) -> None:
-        """Print whether the prediction is right (and why), or a hint. Never raises."""
+        """Print in one line whether the prediction is right (and why), or a hint. Never raises."""
         result = self.evaluate(value)
-        if result.passed:
-            print(f"{self.variable}: right. {self.why}")
-        else:
-            print(result.report())
+        print(f"{self.variable}: " + (f"right. {self.why}" if result.passed else "; ".join(result.problems)))
