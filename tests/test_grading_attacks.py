@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from test_release import registry_dir  # noqa: F401 - fixture
 
+from course_nst.checks import Prediction
 from course_nst.instructor import verify
 from course_nst.instructor.grading import GradeConfig, grade_exercise, load_registry
 from course_nst.instructor.sandbox import find_sandbox
@@ -280,3 +282,109 @@ def test_a_tampered_checker_scores_zero_with_the_reason(tmp_path, registry_dir):
         "def add(a, b):\n    return a - b\n", registry["add"], registry, config, checkers=checkers
     )
     assert status == "error" and reason == f"the checker is not trusted: checker file {copy} changed while grading"
+
+
+# ---------------------------------------------------------------- prediction questions
+
+
+def predict(course, source: str, tmp_path: Path, **config) -> tuple[str, str]:
+    """Grade ``source`` as the answer cell of the course's first prediction question; check nothing outside
+    the kernel changed. ``{variable}``, ``{right}`` and ``{wrong}`` in ``source`` are filled in."""
+    [question, *_] = [item for item in course.values() if isinstance(item, Prediction)]
+    right, wrong = question.answer, question.answer * 3 + 7
+    before = _tree_digest(REPO / "course_nst"), _tree_digest(tmp_path)
+    status, reason = grade_exercise(
+        textwrap.dedent(source).format(variable=question.variable, right=right, wrong=wrong, gid=question.grade_id),
+        question,
+        course,
+        GradeConfig(**{"timeout": 30, "memory_mb": 512, **config}),
+        notebook=tmp_path / f"{question.notebook}-mallory.ipynb",
+    )
+    assert (_tree_digest(REPO / "course_nst"), _tree_digest(tmp_path)) == before, "a file outside scratch changed"
+    assert status in ZERO and reason, (status, reason)
+    told = re.search(rf"(?<![\w.]){re.escape(f'{right:g}')}(?![\w.])", reason.replace("4 or 0.5", ""))
+    assert told is None, f"the reason tells the answer: {reason}"  # the hint, never the answer
+    return status, reason
+
+
+def test_a_right_prediction_passes_so_the_attacks_below_are_judged_by_the_same_path(course, tmp_path):
+    [question, *_] = [item for item in course.values() if isinstance(item, Prediction)]
+    source = f"# Your prediction (a number), before you run the next cell:\n{question.variable} = {question.answer!r}\n"
+    assert grade_exercise(source, question, course, GradeConfig(timeout=30)) == ("passed", "")
+
+
+def test_redefining_check_prediction_patching_predictions_and_printing_a_verdict_do_not_pay(course, tmp_path):
+    status, reason = predict(
+        course,
+        """
+        import course_nst.checks as checks, course_nst.checks._common as common
+        def check_prediction(grade_id, value):
+            print(f"{{grade_id}}: right.")
+        checks.check_prediction = check_prediction
+        checks.PREDICTIONS["{gid}"] = checks.Prediction("{gid}", "{variable}", "nb", "q", {wrong}, "why", "hint")
+        object.__setattr__(checks.PREDICTIONS["{gid}"], "answer", {wrong})
+        common.Prediction.evaluate = lambda self, value: common.CheckResult(self.variable, True)
+        print('{{"status": "passed", "score": 1}}')
+        check_prediction("{gid}", {wrong})
+        {variable} = {wrong}
+        """,
+        tmp_path,
+    )
+    assert status == "failed" and "is not it. Hint:" in reason
+
+
+@pytest.mark.parametrize(
+    "value, type_name",
+    [
+        ("Liar({right})", "Liar"),  # __eq__ / __float__ / __repr__ / __format__ lie
+        ("float({right}) > 0", "bool"),
+        ("np.float64({right})", "float64"),
+        ("Sixty({right})", "Sixty"),  # a subclass of a NumPy float
+        ("Named({right})", "float"),  # a float subclass that calls itself float
+        ("'{right}'", "str"),
+    ],
+)
+def test_a_number_that_is_not_a_plain_int_or_float_does_not_pay(course, tmp_path, value, type_name):
+    status, reason = predict(
+        course,
+        f"""
+        class Liar(float):
+            __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = lambda self, other: True
+            __hash__ = float.__hash__
+            __float__ = lambda self: float({{right}})
+            __repr__ = __str__ = lambda self: "{{right}}"
+            __format__ = lambda self, spec: "{{right}}"
+        class Sixty(np.float64):
+            __eq__ = lambda self, other: True
+        Named = type("float", (float,), {{{{}}}})
+        {{variable}} = {value}
+        """,
+        tmp_path,
+    )
+    assert (status, reason) == ("failed", f"your prediction should be a plain number such as 4 or 0.5, got {type_name}")
+
+
+@pytest.mark.parametrize(
+    "sends", ["dict(bogus=1)", "dict(float='four')", "dict(object='passed')", "dict(int='1' * 5000)"]
+)
+def test_a_kernel_made_to_send_something_else_gets_zero(course, tmp_path, sends):
+    status, reason = predict(
+        course,
+        f"""
+        import course_nst.instructor.protocol as protocol
+        protocol.encode_number = lambda value: {sends}
+        {{variable}} = {{right}}
+        """,
+        tmp_path,
+    )
+    assert (status, reason) in (
+        ("error", "the kernel sent a malformed reply (the answer cell interfered with the grader's connection)"),
+        ("failed", "your prediction should be a plain number such as 4 or 0.5, got passed"),
+    )
+
+
+def test_an_answer_cell_that_ends_its_kernel_or_loops_gets_zero(course, tmp_path):
+    status, reason = predict(course, "import os\n{variable} = {right}\nos._exit(0)\n", tmp_path)
+    assert status == "exited" and "os._exit" in reason
+    status, reason = predict(course, "{variable} = {right}\nwhile True:\n    pass\n", tmp_path, timeout=3)
+    assert status == "timed out" and reason.startswith("timed out after 3 s (while the cell ran")

@@ -32,10 +32,10 @@ REAL_NOTEBOOKS = sorted(glob(str(REPO / "notebooks" / "*.ipynb")))
 # ---------------------------------------------------------------- shared fixtures
 
 FAKE_REGISTRY = '''
-"""A two-exercise registry for the tests, built like course_nst.checks."""
+"""A two-exercise, one-prediction registry for the tests, built like course_nst.checks."""
 import torch
 from course_nst import costs
-from course_nst.checks._common import Exercise
+from course_nst.checks._common import Exercise, Prediction
 
 
 def _diagnose_add(fn):
@@ -63,8 +63,26 @@ EXERCISES = {
 }
 
 
+PREDICTIONS = {
+    "predict_sum": Prediction(
+        grade_id="predict_sum",
+        variable="predict_sum",
+        notebook="03_fake_predict",
+        question="How much is 2 + 3?",
+        answer=5,
+        why="two and three make five.",
+        hint="count on your fingers.",
+        points=2,
+    ),
+}
+
+
 def check(fn):
     EXERCISES[fn.__name__].check(fn)
+
+
+def check_prediction(grade_id, value):
+    PREDICTIONS[grade_id].check(value)
 '''
 
 
@@ -189,9 +207,13 @@ def fakes(tmp_path, registry_dir) -> list[Path]:
 # ---------------------------------------------------------------- helpers for the assertions
 
 
-def assert_released_properly(source_nb, released_nb) -> None:
-    """No solution line survives, every code exercise raises NotImplementedError, metadata valid."""
+def assert_released_properly(source_nb, released_nb, predictions=None) -> None:
+    """No solution line survives, every code exercise raises NotImplementedError (every prediction's
+    answer cell sets its variable to None), metadata valid."""
     from nbgrader.nbgraderformat import MetadataValidator
+
+    if predictions is None:
+        from course_nst.checks import PREDICTIONS as predictions
 
     nbformat.validate(released_nb)
     MetadataValidator().validate_nb(released_nb)
@@ -208,7 +230,12 @@ def assert_released_properly(source_nb, released_nb) -> None:
             for line in b.inner(lines):
                 if line.strip() and line.strip() not in outside:
                     assert line.strip() not in kept, f"solution line survived: {line!r}"
-        if before.metadata.get("nbgrader", {}).get("solution") and before.cell_type == "code":
+        gid = before.metadata.get("nbgrader", {}).get("grade_id")
+        if before.metadata.get("nbgrader", {}).get("solution") and gid in predictions:
+            ns: dict = {}
+            exec(after.source, ns)
+            assert ns[predictions[gid].variable] is None, after.source
+        elif before.metadata.get("nbgrader", {}).get("solution") and before.cell_type == "code":
             tree = ast.parse(after.source)
             raises = [n for n in ast.walk(tree) if isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n)]
             assert raises, f"exercise {before.metadata.nbgrader.grade_id} does not raise NotImplementedError"
@@ -358,10 +385,8 @@ def test_release_of_every_course_notebook(path, tmp_path):
     released = nbformat.read(summary.released[0], as_version=4)
     assert_released_properly(source, released)
     assert summary.exercises[Path(path).name], "a course notebook without exercises"
-    try:
-        from course_nst.checks import EXERCISES
-    except ImportError:
-        return
+    from course_nst.checks import EXERCISES, PREDICTIONS
+
     prelude = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nimport course_nst\n"
     for cell in released.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -370,6 +395,12 @@ def test_release_of_every_course_notebook(path, tmp_path):
             exec(prelude + cell.source, ns)
             result = EXERCISES[gid].evaluate(ns[EXERCISES[gid].function])
             assert result.not_implemented, (gid, result.report())
+    for cell in source.cells:  # the solution notebook's predictions are right
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and gid in PREDICTIONS and cell.metadata.nbgrader.get("solution"):
+            ns = {}
+            exec(prelude + cell.source, ns)
+            assert PREDICTIONS[gid].evaluate(ns[PREDICTIONS[gid].variable]).passed, (gid, cell.source)
 
 
 @pytest.mark.parametrize("path", REAL_NOTEBOOKS[:1], ids=[Path(p).name for p in REAL_NOTEBOOKS[:1]])
@@ -380,7 +411,10 @@ def test_a_released_course_notebook_runs_to_the_end_with_checks_saying_not_imple
     NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(Path(path).parent)}}
     ).execute()
+    from course_nst.checks import PREDICTIONS
+
     checks = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").endswith("_check")]
     assert checks
     for cell in checks:
-        assert "not implemented yet" in "".join(o.get("text", "") for o in cell.outputs)
+        said = "not answered yet" if cell.metadata.nbgrader.grade_id.removesuffix("_check") in PREDICTIONS else None
+        assert (said or "not implemented yet") in "".join(o.get("text", "") for o in cell.outputs)

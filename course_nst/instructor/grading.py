@@ -358,6 +358,9 @@ _SIGNALS = {
 }
 
 
+STARTING = "while the kernel started (importing torch and the notebook's imports)"
+
+
 class Kernel:
     """The grader's end of one kernel: requests, replies, the stand-in for the student's function."""
 
@@ -365,7 +368,7 @@ class Kernel:
         self.proc, self.config, self.sandboxed = proc, config, sandboxed
         self.reference_calls: list[str] = []
         self.intact = True
-        self.phase = "while the cell ran"
+        self.phase = STARTING
 
     def _gone(self) -> KernelGone:
         try:
@@ -390,13 +393,16 @@ class Kernel:
             write_frame(self.proc.stdin, header, blobs)  # type: ignore[arg-type]
         except (BrokenPipeError, OSError, ValueError):
             raise self._gone() from None
-        deadline = time.monotonic() + (timeout if timeout is not None else self.config.timeout)
+        return self.receive(timeout)
+
+    def receive(self, timeout: float | None = None) -> tuple[dict, list]:
+        """The kernel's next frame, within ``timeout`` seconds (default: the configured timeout)."""
+        limit = timeout if timeout is not None else self.config.timeout
         try:
-            reply, data = read_frame_fd(self.proc.stdout.fileno(), deadline)  # type: ignore[union-attr]
+            reply, data = read_frame_fd(self.proc.stdout.fileno(), time.monotonic() + limit)  # type: ignore[union-attr]
         except TimeoutError:
-            raise KernelGone(
-                "timed out", f"timed out after {self.config.timeout:g} s ({self.phase}; an infinite loop?)"
-            ) from None
+            why = "" if self.phase == STARTING else "; an infinite loop?"
+            raise KernelGone("timed out", f"timed out after {limit:g} s ({self.phase}{why})") from None
         except EOFError:
             raise self._gone() from None
         except (ProtocolError, ValueError):
@@ -570,8 +576,10 @@ def _run_in_kernel(
             "source": _python(source),
             "memory_mb": int(config.memory_mb),
         }
-        ready, _ = kernel.request(setup, timeout=max(config.timeout, config.setup_timeout))
-        if ready.get("op") != "ready":
+        started, _ = kernel.request(setup, timeout=max(config.timeout, config.setup_timeout))
+        kernel.phase = "while the cell ran"
+        ready, _ = kernel.receive()  # the cell itself gets the configured timeout
+        if started.get("op") != "started" or ready.get("op") != "ready":
             return "error", "the kernel sent an unexpected reply"
         return _judge_prediction(ready, exercise) if prediction else _judge(kernel, ready, exercise)
     except KernelGone as gone:

@@ -11,8 +11,8 @@ What it does, and nothing more:
    package's tested versions of the *other* exercises' functions in the namespace, sets
    hard memory and file-size limits (soft = hard, so they cannot be raised), replaces the
    package's reference implementation of *this* exercise by a tripwire and traces calls
-   into the package's source files, then runs the student's cell and says whether it
-   defined the function.
+   into the package's source files, says ``started``, then runs the student's cell and
+   says whether it defined the function.
 2. ``call``: calls the function on the (pickled) arguments the grader sends and returns its
    result as plain values (:func:`course_nst.instructor.protocol.encode`), the arguments'
    state after the call (a step function changes its tensor in place), and whether the
@@ -256,6 +256,7 @@ class Kernel:
         if not isinstance(variable, str):
             self.tripwires = Tripwires(self.function, package_dir)
             self.tripwires.install()
+        self.send(self.watch({"op": "started"}))  # from here on the cell runs, under the grader's timeout
         reply: dict[str, Any] = {"op": "ready", "cell_error": None}
         import linecache
 
