@@ -358,7 +358,7 @@ _SIGNALS = {
 }
 
 
-STARTING = "while the kernel started (importing torch and the notebook's imports)"
+STARTING = "while the kernel started, importing torch and the notebook's imports"
 
 
 class Kernel:
