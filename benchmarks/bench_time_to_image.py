@@ -84,9 +84,10 @@ def run_textbook(bb, C, S, memory_only: bool, evaluations: int = 300):
     d = bb.defaults
     base = Baseline(bb, C, S, d.content_layer, dict(d.style_layers), d.alpha, d.beta, d.tv_weight)
     img = initial_image("noise", C, tuple(C.shape[-2:]), 0).requires_grad_(True)
-    opt = torch.optim.LBFGS([img])  # the tutorial's optimiser, default settings
     n = [0]
     limit = 3 if memory_only else evaluations
+    # the tutorial's optimiser with its default settings; for the memory alone, three evaluations
+    opt = torch.optim.LBFGS([img], max_iter=limit) if memory_only else torch.optim.LBFGS([img])
 
     def closure():
         with torch.no_grad():
