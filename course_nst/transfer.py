@@ -353,7 +353,12 @@ def stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
 #: (peak RSS of three evaluations in a fresh process) at 512 and 1024 px: VGG19 1,700 B/px,
 #: efficientnet_lite0 930 B/px; the constants add about 15% so that a run that is let start
 #: fits. (Below 384 px VGG19's Winograd path needs more per pixel, but a few hundred MB at most.)
+#: A whole run also keeps L-BFGS's history, which three evaluations do not show: see
+#: :data:`LBFGS_HISTORY`.
 BYTES_PER_PIXEL = {"vgg19": 2000.0, "efficientnet_lite0": 1100.0}
+#: How many past steps L-BFGS remembers: two float32 images each (the step and the change of
+#: gradient), 24 bytes per pixel per remembered step.
+LBFGS_HISTORY = 50
 BYTES_FIXED = {"vgg19": 700e6, "efficientnet_lite0": 250e6}
 
 
@@ -361,7 +366,11 @@ def estimate_memory(backbone: Backbone | str, shape: tuple[int, int]) -> float:
     """Estimated peak bytes of a style-transfer run whose final image is ``shape`` = (H, W)."""
     name = backbone if isinstance(backbone, str) else backbone.name
     H, W = shape
-    return BYTES_FIXED.get(name, 700e6) + BYTES_PER_PIXEL.get(name, 2000.0) * H * W
+    return BYTES_FIXED.get(name, 700e6) + _bytes_per_pixel(name) * H * W
+
+
+def _bytes_per_pixel(name: str) -> float:
+    return BYTES_PER_PIXEL.get(name, 2000.0) + LBFGS_HISTORY * 2 * 3 * 4
 
 
 def available_memory(device: torch.device) -> float:
@@ -386,7 +395,7 @@ def check_fits_in_memory(backbone: Backbone, shape: tuple[int, int]) -> None:
         return
     H, W = shape
     name = backbone.name
-    per_pixel = BYTES_PER_PIXEL.get(name, 2000.0)
+    per_pixel = _bytes_per_pixel(name)
     fits_pixels = max(0.0, (have - BYTES_FIXED.get(name, 700e6)) / per_pixel)
     fits_long = int(math.sqrt(fits_pixels * max(H, W) / min(H, W)))
     raise InputError(
@@ -427,7 +436,7 @@ def _optimise(
     """
     G = G.detach().clone().requires_grad_(True)
     if optimizer == "lbfgs":
-        opt: torch.optim.Optimizer = torch.optim.LBFGS([G], lr=lr, max_iter=1, history_size=50)
+        opt: torch.optim.Optimizer = torch.optim.LBFGS([G], lr=lr, max_iter=1, history_size=LBFGS_HISTORY)
     else:
         opt = torch.optim.Adam([G], lr=lr)
     curve: list[float] = []
