@@ -13,7 +13,7 @@ memory does not grow with the number of images. As in Zeiler & Fergus (2014), a
 unit contributes at most one patch per image (its strongest position there), so
 near-duplicate neighbouring positions do not fill the grid.
 
-A patch is centred on the unit's receptive field and has its full size. Where
+A patch is centred on the receptive field of the unit's position and has its full size. Where
 it reaches outside the image it is padded with the colour that the network's
 zero padding stands for: a zero *after* normalisation is the ImageNet mean
 colour before it (``backbone.mean``). The patch is never shifted back inside
@@ -83,17 +83,17 @@ def crop_patch(
     col: int,
     fill: Sequence[float] = IMAGENET_MEAN,
 ) -> Tensor:
-    """The ``size x size`` patch of ``image`` that unit ``(row, col)`` sees.
+    """The ``size x size`` patch of ``image`` that position ``(row, col)`` of a layer sees.
 
     Args:
         image: ``[1, 3, H, W]`` (or ``[3, H, W]``) in [0, 1].
         size, stride, start: the layer's receptive field (see
             :class:`~course_nst.receptive_field.ReceptiveField`).
-        row, col: the unit's position in the activation map.
+        row, col: the position in the activation map.
         fill: the colour of the parts of the patch outside the image.
 
     Returns:
-        ``[1, 3, size, size]``, centred on the unit's receptive field.
+        ``[1, 3, size, size]``, centred on the position's receptive field.
     """
     if image.dim() == 3:
         image = image[None]

@@ -302,7 +302,7 @@ def _student(mode="centre", swap=False, pad=True, index=False):
     "student, words",
     [
         (_student(swap=True), "row and column are swapped"),
-        (_student("no_mapping"), "map the unit to input pixels"),
+        (_student("no_mapping"), "map the position to input pixels"),
         (_student("top_left"), "top-left corner"),
         (_student("no_start"), "off by `start` pixels"),
         (_student("shifted"), "moved the patch back inside"),
