@@ -7,6 +7,12 @@ fresh process so that its peak memory (max RSS) is its own.
 
     .venv/bin/python benchmarks/bench_patches.py            # both backbones
     .venv/bin/python benchmarks/bench_patches.py --backbones efficientnet_lite0 --images 64
+    .venv/bin/python benchmarks/bench_patches.py --focus      # driving_box: window against whole image
+
+``--focus`` times :func:`course_nst.patches.driving_box` (the gradient of one
+position on a window of the image around its receptive field, as notebook 01
+computes it for the deep layers) against the same gradient on the whole image,
+checks that both give the same square, and prints the speed ratio.
 
 The naive baseline keeps every activation of every image at every layer, then,
 per unit, sorts all of its (image, position) activations and walks down the
@@ -111,6 +117,40 @@ def same_topk(a, b, tol=1e-4):
     return True
 
 
+def focus(args):
+    """driving_box on its window against the whole-image gradient, VGG19 relu4_1 and relu5_1."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from course_nst.backbones import load_backbone
+    from course_nst.patches import driving_box, photo_set
+
+    bb = load_backbone("vgg19", device="cpu")  # original weights: real activations, real gradients
+    images = photo_set(8, args.size)
+    print(f"driving_box, VGG19 (original weights), {args.size} px photos, {args.threads} threads")
+    for layer in ("relu4_1", "relu5_1"):
+        cases = []
+        with torch.inference_mode():
+            for x in images:
+                a = bb.features(x, [layer])[layer][0]
+                unit = int(a.amax(dim=(1, 2)).argmax())
+                r, c = divmod(int(a[unit].argmax()), a.shape[-1])
+                cases.append((x, unit, r, c))
+        t0 = time.perf_counter()
+        boxes = [driving_box(bb, x, layer, u, r, c) for x, u, r, c in cases]
+        t_window = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for x, u, r, c in cases:
+            g = x.clone().requires_grad_(True)
+            bb.features(g, [layer])[layer][0, u, r, c].backward()
+        t_whole = time.perf_counter() - t0
+        print(
+            f"  {layer}: {len(cases)} positions, window {t_window / len(cases):.3f} s each, whole image "
+            f"{t_whole / len(cases):.3f} s each: {t_whole / t_window:.2f}x faster; "
+            f"squares {sorted(b[2] for b in boxes)} px"
+        )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "vgg19"])
@@ -118,7 +158,11 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--focus", action="store_true", help="time driving_box (window vs whole image) instead")
     args = ap.parse_args(argv)
+    if args.focus:
+        focus(args)
+        return
     args.images_for = lambda name: args.images or (48 if name == "efficientnet_lite0" else 16)
     print(
         f"top_patches vs naive (store all + sort), {args.size} px, batch {args.batch_size}, "

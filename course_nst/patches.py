@@ -13,7 +13,7 @@ memory does not grow with the number of images. As in Zeiler & Fergus (2014), a
 unit contributes at most one patch per image (its strongest position there), so
 near-duplicate neighbouring positions do not fill the grid.
 
-A patch is centred on the unit's receptive field and has its full size. Where
+A patch is centred on the receptive field of the unit's position and has its full size. Where
 it reaches outside the image it is padded with the colour that the network's
 zero padding stands for: a zero *after* normalisation is the ImageNet mean
 colour before it (``backbone.mean``). The patch is never shifted back inside
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,11 @@ __all__ = [
     "top_patches_many",
     "crop_patch",
     "find_top_patch",
+    "position_mask",
+    "driving_box",
+    "crop_box",
+    "photo_set",
+    "photo_set_order",
     "image_set",
     "image_set_sources",
     "iter_image_folder",
@@ -78,17 +83,17 @@ def crop_patch(
     col: int,
     fill: Sequence[float] = IMAGENET_MEAN,
 ) -> Tensor:
-    """The ``size x size`` patch of ``image`` that unit ``(row, col)`` sees.
+    """The ``size x size`` patch of ``image`` that position ``(row, col)`` of a layer sees.
 
     Args:
         image: ``[1, 3, H, W]`` (or ``[3, H, W]``) in [0, 1].
         size, stride, start: the layer's receptive field (see
             :class:`~course_nst.receptive_field.ReceptiveField`).
-        row, col: the unit's position in the activation map.
+        row, col: the position in the activation map.
         fill: the colour of the parts of the patch outside the image.
 
     Returns:
-        ``[1, 3, size, size]``, centred on the unit's receptive field.
+        ``[1, 3, size, size]``, centred on the position's receptive field.
     """
     if image.dim() == 3:
         image = image[None]
@@ -108,6 +113,26 @@ def crop_patch(
     return out
 
 
+def position_mask(rf: ReceptiveField, n_H: int, n_W: int, H: int, W: int, margin: int) -> Tensor:
+    """``[n_H, n_W]`` True where a position's receptive-field centre lies ``margin`` px or more inside the image.
+
+    The margin rule of this module: a position whose receptive field is centred
+    near the border sees mostly padding (and often fires on the sharp edge
+    between the image and its padding), so it is not a candidate.
+
+    >>> from course_nst.receptive_field import ReceptiveField
+    >>> position_mask(ReceptiveField(size=5, stride=2, start=0.0), 1, 4, 8, 8, margin=2).tolist()
+    [[False, False, False, False]]
+    >>> position_mask(ReceptiveField(size=5, stride=2, start=0.0), 4, 4, 8, 8, margin=2)[1].tolist()
+    [False, True, True, False]
+    """
+    cy = rf.start + rf.stride * torch.arange(n_H)
+    cx = rf.start + rf.stride * torch.arange(n_W)
+    ok_y = (cy >= margin) & (cy <= H - 1 - margin)
+    ok_x = (cx >= margin) & (cx <= W - 1 - margin)
+    return ok_y[:, None] & ok_x[None, :]
+
+
 def find_top_patch(
     activation_map: Tensor,
     image: Tensor,
@@ -115,6 +140,8 @@ def find_top_patch(
     stride: int,
     start: float,
     fill: Sequence[float] = IMAGENET_MEAN,
+    *,
+    margin: int = 0,
 ) -> tuple[float, tuple[int, int], Tensor]:
     """The strongest position of one unit's activation map and the patch it sees.
 
@@ -123,20 +150,126 @@ def find_top_patch(
         image: ``[1, 3, H, W]`` in [0, 1], the image that produced it.
         size, stride, start: the layer's receptive field.
         fill: colour of the padding (the ImageNet mean by default).
+        margin: only positions whose receptive-field centre is at least this
+            many pixels inside the image are candidates (:func:`position_mask`).
 
     Returns:
         ``(value, (row, col), patch)``: the maximum, its position (the first
         one in row-major order if it is tied) and the ``[1, 3, size, size]`` patch
-        centred on that unit's receptive field, padded with ``fill`` where it
+        centred on that position's receptive field, padded with ``fill`` where it
         leaves the image.
     """
     a = torch.as_tensor(activation_map)
     if a.dim() != 2:
         raise InputError(f"activation_map must be 2-D [n_H, n_W], got shape {list(a.shape)}")
+    if margin:
+        H, W = image.shape[-2:]
+        rf = ReceptiveField(int(size), int(stride), float(start))
+        ok = position_mask(rf, int(a.shape[0]), int(a.shape[1]), int(H), int(W), margin)
+        if not bool(ok.any()):
+            raise InputError(f"no position of the {H}x{W} image is {margin} px inside it; use a smaller margin")
+        a = a.float().masked_fill(~ok.to(a.device), -math.inf)
     flat = int(torch.argmax(a.reshape(-1)))
     row, col = divmod(flat, a.shape[1])
     value = float(a[row, col])
     return value, (row, col), crop_patch(image, size, stride, start, row, col, fill)
+
+
+# ======================================================================================
+# The part of the receptive field that drives a unit
+# ======================================================================================
+def driving_box(
+    backbone: Backbone,
+    image: Tensor,
+    layer: str,
+    unit: int,
+    row: int,
+    col: int,
+    mass: float = 0.9,
+) -> tuple[int, int, int]:
+    """The square of the receptive field that really drives one unit at one position.
+
+    A deep position's receptive field is large, but its pixels do not count
+    equally: the gradient of the activation with respect to the input pixels is
+    strong near the centre and fades towards the edge. This returns the smallest
+    square, centred on the gradient's centre of mass (``|gradient|`` summed over
+    the colour channels), that holds the fraction ``mass`` of it.
+
+    The gradient is computed exactly on a window of the image around the
+    receptive field (offset by a multiple of the layer's stride, so the
+    position's activation is the same as in the whole image), not on the whole
+    image: one forward and backward pass on about ``(size + stride)^2`` pixels.
+
+    Args:
+        backbone, image: the network and the ``[1, 3, H, W]`` image in [0, 1].
+        layer, unit: the layer name and the unit (channel) index.
+        row, col: the position in the unit's activation map.
+        mass: the share of the gradient the square must hold, in (0, 1].
+
+    Returns:
+        ``(top, left, side)`` in image pixels (the square may reach outside the
+        image, like the receptive field; crop it with :func:`crop_box`).
+    """
+    if not 0 < mass <= 1:
+        raise InputError(f"mass must be a fraction in (0, 1], got {mass!r}")
+    rf = receptive_field(backbone, layer)
+    grad, (y0, x0) = _input_gradient(backbone, image, layer, unit, row, col, rf)
+    top, left, bottom, right = rf.box(row, col)
+    weight = grad.abs().sum(dim=0).double()  # [h, w] over the window
+    total = float(weight.sum())
+    if total == 0.0:  # a dead position: fall back to the whole receptive field
+        return top, left, rf.size
+    ys = torch.arange(weight.shape[0], dtype=torch.float64) + y0
+    xs = torch.arange(weight.shape[1], dtype=torch.float64) + x0
+    cy = float((weight.sum(dim=1) * ys).sum()) / total
+    cx = float((weight.sum(dim=0) * xs).sum()) / total
+    # integral image: the mass of any square in O(1)
+    cum = torch.zeros(weight.shape[0] + 1, weight.shape[1] + 1, dtype=torch.float64)
+    cum[1:, 1:] = weight.cumsum(0).cumsum(1)
+
+    def held(t: int, left_: int, side: int) -> float:
+        t0 = min(max(t - y0, 0), weight.shape[0])
+        t1 = min(max(t + side - y0, 0), weight.shape[0])
+        l0 = min(max(left_ - x0, 0), weight.shape[1])
+        l1 = min(max(left_ + side - x0, 0), weight.shape[1])
+        return float(cum[t1, l1] - cum[t0, l1] - cum[t1, l0] + cum[t0, l0])
+
+    for side in range(1, rf.size + 1):
+        t = math.floor(cy - (side - 1) / 2 + 0.5)
+        left_ = math.floor(cx - (side - 1) / 2 + 0.5)
+        if held(t, left_, side) >= mass * total - 1e-9 * total:
+            return t, left_, side
+    return top, left, rf.size
+
+
+def _input_gradient(
+    backbone: Backbone, image: Tensor, layer: str, unit: int, row: int, col: int, rf: ReceptiveField
+) -> tuple[Tensor, tuple[int, int]]:
+    """``d activation / d pixels`` ``[3, h, w]`` on a window of ``image``, and the window's top-left pixel."""
+    if image.dim() != 4 or image.shape[:2] != (1, 3):
+        raise InputError(f"expected an image [1,3,H,W], got shape {list(image.shape)}")
+    H, W = (int(v) for v in image.shape[-2:])
+    J = rf.stride
+    top, left, bottom, right = rf.box(row, col)
+    # The window starts on a multiple of the stride (so the position stays on the layer's grid), at the image's
+    # border at the latest, and ends a stride past the receptive field or at the border: every activation the
+    # position depends on is computed from the same pixels, with the same zero padding, as in the whole image.
+    y0, x0 = max(0, (top // J) * J), max(0, (left // J) * J)
+    y1, x1 = min(H, bottom + J), min(W, right + J)
+    window = image[:, :, y0:y1, x0:x1].detach().to(backbone.device).clone().requires_grad_(True)
+    with torch.enable_grad():
+        a = backbone.features(window, [layer])[layer]
+        r, c = row - y0 // J, col - x0 // J
+        if not (0 <= unit < a.shape[1] and 0 <= r < a.shape[2] and 0 <= c < a.shape[3]):
+            raise InputError(f"position ({row}, {col}) of unit {unit} is outside {layer}'s activation map")
+        a[0, unit, r, c].backward()
+    assert window.grad is not None
+    return window.grad[0].detach().cpu(), (y0, x0)
+
+
+def crop_box(image: Tensor, top: int, left: int, side: int, fill: Sequence[float] = IMAGENET_MEAN) -> Tensor:
+    """The ``side x side`` square of ``image`` at ``(top, left)``, ``fill`` where it leaves the image."""
+    return crop_patch(image, side, 1, (side - 1) / 2, top, left, fill)
 
 
 # ======================================================================================
@@ -210,6 +343,42 @@ def _batches(images: Iterator[Tensor], batch_size: int) -> Iterator[list[Tensor]
         batch.append(x)
     if batch:
         yield batch
+
+
+def photo_set(n: int | None = None, size: int = 224) -> list[Tensor]:
+    """Real photographs, each one once: the photo set of :func:`course_nst.samples.photo_set_names`.
+
+    The 20 ImageNet photos come first, then scikit-image's and matplotlib's.
+    Each photo is scaled down to ``size`` pixels on its longer side (all of
+    them are larger than 400 px), neither cropped nor augmented, so the images
+    have a few different shapes.
+
+    Args:
+        n: how many photos (default: all 33).
+        size: the longer side in pixels.
+
+    Returns:
+        a list of tensors ``[1, 3, h, w]`` in [0, 1], ``max(h, w) == size``.
+    """
+    from .images import load_image
+    from .samples import photo_path
+
+    names = photo_set_order()
+    if n is None:
+        n = len(names)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(names):
+        raise InputError(f"n must be a number of photos from 1 to {len(names)}, got {n!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 16:
+        raise InputError(f"size must be at least 16 pixels, got {size!r}")
+    return [load_image(photo_path(name), max_size=size) for name in names[:n]]
+
+
+def photo_set_order() -> list[str]:
+    """The names of :func:`photo_set`'s photos, in its order (the ImageNet photos first)."""
+    from .samples import photo_set_names
+
+    names = photo_set_names()
+    return [x for x in names if x.startswith("imagenet_")] + [x for x in names if not x.startswith("imagenet_")]
 
 
 def image_set(
@@ -300,6 +469,10 @@ class TopPatches:
         n_images: how many images were streamed.
         n_positions: how many candidate positions one unit had in total.
         margin: the ``margin`` (pixels) that candidate positions kept from the border.
+        images: the streamed images that hold a top patch (uint8 ``[3, H, W]``), by id.
+        boxes: ``(unit, rank) -> (top, left, side)``, the part of the receptive
+            field that drives the unit there (:meth:`focus`); :meth:`patches` crops
+            to it where it is known, and to the whole receptive field elsewhere.
     """
 
     layer: str
@@ -314,6 +487,7 @@ class TopPatches:
     n_positions: int = 0
     margin: int = 0
     images: dict[int, Tensor] = field(default_factory=dict, repr=False)
+    boxes: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def k(self) -> int:
@@ -351,14 +525,40 @@ class TopPatches:
         return bool(e) and e[0][0] > 0
 
     def patches(self, unit: int) -> Tensor:
-        """The unit's top patches ``[n, 3, size, size]`` in [0, 1], best first."""
+        """The unit's top patches ``[n, 3, size, size]`` in [0, 1], best first.
+
+        Each is the whole receptive field, or, after :meth:`focus`, the square that
+        drives the unit, scaled to the receptive field's ``size``.
+        """
+        from .images import resize
+
         crops = []
-        for _, img, r, c in self.entries(unit):
-            image = self.images[img].float().div(255.0)[None]
-            crops.append(crop_patch(image, self.rf.size, self.rf.stride, self.rf.start, r, c, self.fill))
+        for rank, (_, img, r, c) in enumerate(self.entries(unit)):
+            image = self.image(img)
+            box = self.boxes.get((int(unit), rank))
+            if box is None:
+                crops.append(crop_patch(image, self.rf.size, self.rf.stride, self.rf.start, r, c, self.fill))
+            else:
+                crop = crop_box(image, *box, fill=self.fill)
+                crops.append(crop if box[2] == self.rf.size else resize(crop, (self.rf.size, self.rf.size)))
         if not crops:
             return torch.empty(0, 3, self.rf.size, self.rf.size)
         return torch.cat(crops)
+
+    def focus(self, backbone: Backbone, units: Sequence[int] | None = None, mass: float = 0.9) -> TopPatches:
+        """A copy whose patches are cropped to the part of the receptive field that drives each unit.
+
+        For every top patch of ``units`` (default: all tracked), :func:`driving_box`
+        finds the square that holds ``mass`` of the activation's input gradient:
+        one forward and backward pass on a window of about the receptive field.
+        """
+        units = self.units if units is None else [int(u) for u in units]
+        boxes = dict(self.boxes)
+        for u in units:
+            for rank, (value, img, r, c) in enumerate(self.entries(u)):
+                if value > 0:
+                    boxes[(u, rank)] = driving_box(backbone, self.image(img), self.layer, u, r, c, mass)
+        return replace(self, boxes=boxes)
 
     def image(self, image_id: int) -> Tensor:
         """A kept image (one that holds some unit's top patch) as ``[1,3,H,W]``."""
@@ -412,12 +612,7 @@ class _Accumulator:
         """``[h*w]`` True where a position's receptive-field centre is ``margin`` px inside the image."""
         if self.margin <= 0:
             return None
-        rf, m = self.rf, self.margin
-        cy = rf.start + rf.stride * torch.arange(h)
-        cx = rf.start + rf.stride * torch.arange(w)
-        ok_y = (cy >= m) & (cy <= H - 1 - m)
-        ok_x = (cx >= m) & (cx <= W - 1 - m)
-        return (ok_y[:, None] & ok_x[None, :]).reshape(-1)
+        return position_mask(self.rf, h, w, H, W, self.margin).reshape(-1)
 
     def update(self, act: Tensor, first_id: int, image_hw: tuple[int, int]) -> None:
         B, C, h, w = act.shape

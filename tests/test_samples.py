@@ -110,6 +110,53 @@ def test_photo_full_size_and_colour():
     assert torch.equal(gray[0, 0], gray[0, 1])  # grayscale photo as three equal channels
 
 
+# --------------------------------------------------------------------------- the photo set of notebook 01
+
+
+def test_photo_set_names_are_33_different_files_of_three_packages():
+    names = samples.photo_set_names()
+    assert len(names) == len(set(names)) == 33
+    paths = [samples.photo_path(n) for n in names]
+    assert len(set(paths)) == 33 and all(p.is_file() for p in paths)
+    packages = {p.parent.parent.name for p in paths} | {p.parent.name for p in paths}
+    assert {"skimage", "foolbox", "sample_data"} & packages == {"skimage", "foolbox", "sample_data"}
+    assert len({p.read_bytes()[:4096] for p in paths}) == 33  # no file twice under two names
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in samples.photo_set_names() if not n.startswith("imagenet_")][-1:]
+    + [n for n in samples.photo_set_names() if n.startswith("imagenet_")],
+)
+def test_photo_set_photos_are_real_colour_photos(name):
+    from course_nst.images import load_image
+
+    x = load_image(samples.photo_path(name), max_size=64)
+    assert x.shape[:2] == (1, 3) and max(x.shape[-2:]) == 64
+    assert float(x.std()) > 0.05  # not a blank
+    assert float((x[0, 0] - x[0, 2]).abs().mean()) > 0.02  # colour
+    line = samples.describe_photo(name)
+    assert "\n" not in line and len(line) > 10
+
+
+def test_unknown_photo_names_the_choices():
+    with pytest.raises(InputError, match="imagenet_00_243"):
+        samples.photo_path("mona_lisa")
+    with pytest.raises(InputError, match="choose from"):
+        samples.describe_photo("mona_lisa")
+
+
+def test_missing_foolbox_is_a_clear_error(monkeypatch):
+    import importlib.metadata
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(InputError, match="pip install foolbox"):
+        samples.photo_path("imagenet_00_243")
+
+
 # --------------------------------------------------------------------------- style paintings
 
 

@@ -4,7 +4,7 @@
   :func:`course_nst.receptive_field.rf_recurrence` on several stacks (VGG19's
   among them), with the usual mistakes named in words.
 * ``find_top_patch(activation_map, image, size, stride, start)``: the strongest
-  unit of an activation map and the image patch it sees, compared with
+  position of an activation map and the image patch it sees, compared with
   :func:`course_nst.patches.find_top_patch`.
 
 Each checker prints ``<function>: all checks passed`` on success, the problems
@@ -86,12 +86,12 @@ def _recurrence(layers, variant: str = "") -> list[tuple[float, float, float]]:
 _MISTAKES = {
     "size_uses_stride": (
         "you multiply by the stride s of the current layer where the recurrence needs jump_in, "
-        "the distance in input pixels between the units of the layer below (the product of all "
+        "the distance in input pixels between the positions of the layer below (the product of all "
         "earlier strides): size_out = size_in + (k-1)*jump_in, start_out = start_in + ((k-1)/2 - p)*jump_in"
     ),
     "stride_not_cumulative": (
         "your jump is just the stride of the last layer; the jump multiplies: jump_out = jump_in * s, "
-        "so after two stride-2 layers neighbouring units are 4 pixels apart"
+        "so after two stride-2 layers neighbouring positions are 4 pixels apart"
     ),
     "jump_first": (
         "you update jump before using it: size_out and start_out use jump_in, the jump of the layer "
@@ -99,7 +99,7 @@ _MISTAKES = {
     ),
     "start_no_padding": (
         "your start ignores the padding: start_out = start_in + ((k-1)/2 - p) * jump_in; padding "
-        "moves the first unit's window p units up and to the left"
+        "moves the first position's window p positions up and to the left"
     ),
     "size_k": "off by one in size: a kernel of k adds (k-1) * jump_in pixels, not k * jump_in",
     "size_zero": "off by one in size: start from size 1 (one pixel sees itself), not 0",
@@ -218,15 +218,15 @@ def _cases():
     # interior unit, non-square map, row != col (swapping them is detectable)
     a = torch.rand(6, 9, generator=g) * 0.5
     a[2, 6] = 2.0
-    cases.append(("an interior unit", a, image, 16, 4, 1.5))
+    cases.append(("an interior position", a, image, 16, 4, 1.5))
     # a unit at the top-left corner: its patch leaves the image
     a = torch.rand(10, 12, generator=g) - 1.0
     a[0, 1] = 0.5
-    cases.append(("a unit near the top-left corner", a, image, 11, 4, 1.0))
+    cases.append(("a position near the top-left corner", a, image, 11, 4, 1.0))
     # bottom-right, even-sized patch, negative activations everywhere
     a = -torch.rand(5, 6, generator=g) - 0.1
     a[4, 5] = -0.05
-    cases.append(("a unit at the bottom-right corner (all activations negative)", a, image, 16, 8, 3.5))
+    cases.append(("a position at the bottom-right corner (all activations negative)", a, image, 16, 8, 3.5))
     return cases
 
 
@@ -277,7 +277,7 @@ def _diagnose_find_top_patch(fn: Callable[..., Any]) -> list[str]:
         for mode, message in (
             (
                 "no_mapping",
-                "you cropped around pixel (row, col) of the image; map the unit to input pixels: "
+                "you cropped around pixel (row, col) of the image; map the position to input pixels: "
                 "centre = start + row * stride (and the same for col)",
             ),
             (
@@ -289,7 +289,7 @@ def _diagnose_find_top_patch(fn: Callable[..., Any]) -> list[str]:
             (
                 "shifted",
                 "near the border you moved the patch back inside the image; keep it centred on "
-                "the unit and pad the part outside the image with the mean colour",
+                "the position and pad the part outside the image with the mean colour",
             ),
             (
                 "zero_pad",
@@ -327,7 +327,7 @@ EXERCISES = [
         function="find_top_patch",
         diagnose=_diagnose_find_top_patch,
         notebook=NOTEBOOK,
-        teaches="from the strongest unit of an activation map to the image patch it sees",
+        teaches="from the strongest position of an activation map to the image patch it sees",
     ),
 ]
 
