@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_nst.checks import EXERCISES
+from course_nst.checks import EXERCISES, PREDICTIONS
 from course_nst.instructor.grading import STANDARD_IMPORTS, notebook_imports  # what a grader runs first
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -35,9 +35,19 @@ def _nbgrader(cell) -> dict | None:
     return cell.metadata.get("nbgrader")
 
 
-def _exercises(nb):
-    """(index in nb.cells, cell) of every exercise (solution) cell."""
+def _solution_cells(nb):
+    """(index in nb.cells, cell) of every solution cell: exercises and prediction answers."""
     return [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and (_nbgrader(c) or {}).get("solution")]
+
+
+def _exercises(nb):
+    """(index in nb.cells, cell) of every exercise cell (a solution cell that is not a prediction's answer)."""
+    return [(i, c) for i, c in _solution_cells(nb) if _nbgrader(c).get("grade_id") not in PREDICTIONS]
+
+
+def _predictions(nb):
+    """(index in nb.cells, cell) of every prediction question's answer cell."""
+    return [(i, c) for i, c in _solution_cells(nb) if _nbgrader(c).get("grade_id") in PREDICTIONS]
 
 
 def _ids(paths):
@@ -195,10 +205,35 @@ def test_plot_cells_end_with_plt_show(path):
         )
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_prediction_questions_are_asked_answered_and_checked(path):
+    """Every question registered for this notebook has an answer cell that assigns its variable
+    between the solution markers, and the next code cell checks it; none is asked twice."""
+    nb = _read(path)
+    found = {}
+    for i, cell in _predictions(nb):
+        grade_id = _nbgrader(cell)["grade_id"]
+        question = PREDICTIONS[grade_id]
+        assert question.notebook == path.stem, f"{path.name}: {grade_id} is registered for {question.notebook}"
+        assert grade_id not in found, f"{path.name}: {grade_id} is asked twice"
+        found[grade_id] = i
+        inside = cell.source.split(BEGIN, 1)[1].split(END, 1)[0] if BEGIN in cell.source else ""
+        assert re.search(rf"^\s*{question.variable}\s*=", inside, re.M), (
+            f"{path.name}: {grade_id}'s answer cell does not assign {question.variable} between the markers"
+        )
+        after = [c for c in nb.cells[i + 1 :] if c.cell_type == "code"][:1]
+        assert after and f'check_prediction("{grade_id}", {question.variable})' in after[0].source, (
+            f"{path.name}: the cell after {grade_id}'s answer does not check it"
+        )
+        assert (_nbgrader(after[0]) or {}).get("locked"), f"{path.name}: {grade_id}'s check cell is not locked"
+    registered = {g for g, q in PREDICTIONS.items() if q.notebook == path.stem}
+    assert registered <= found.keys(), f"{path.name}: questions registered but not asked: {registered - found.keys()}"
+
+
 def test_grade_ids_are_unique_across_notebooks():
     seen: dict[str, str] = {}
     for path in NOTEBOOKS:
-        for _, cell in _exercises(_read(path)):
+        for _, cell in _solution_cells(_read(path)):
             grade_id = _nbgrader(cell)["grade_id"]
             assert grade_id not in seen, f"grade_id {grade_id!r} in {path.name} and in {seen[grade_id]}"
             seen[grade_id] = path.name
