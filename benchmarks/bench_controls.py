@@ -62,6 +62,7 @@ def main() -> None:
             r = style_transfer(content, kw["style"], **common, **{k: v for k, v in kw.items() if k != "style"})
             times[name].append(time.perf_counter() - t0)
             assert len(r.history) == args.steps, (name, len(r.history))
+            print(f"round {len(times[name])}: {name:18s} {times[name][-1]:7.2f} s", flush=True)  # partial results
 
     load_after = os.getloadavg()
     plain_med, plain_min = statistics.median(times["plain"]), min(times["plain"])
