@@ -14,12 +14,13 @@ The configurations run in alternating rounds (plain, luminance, ..., plain, lumi
 so that a slow moment on a shared machine hits all of them; the table reports the median
 seconds per run and the ratio to the plain run's median (and of the minimums).
 
-    python benchmarks/bench_controls.py [--backbone efficientnet_lite0] [--size 128] [--steps 30] [--rounds 3]
+    python benchmarks/bench_controls.py [--backbone vgg19] [--size 128] [--steps 30] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -30,13 +31,14 @@ from course_nst import load_backbone, samples, style_transfer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--backbone", default="vgg19")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()  # a shared machine: say how loaded it was
     backbone = load_backbone(args.backbone, device=args.device)
     content = samples.load("chelsea", max_size=args.size)
     s1, s2 = samples.load("swirls", max_size=args.size), samples.load("shapes", max_size=args.size)
@@ -60,11 +62,14 @@ def main() -> None:
             r = style_transfer(content, kw["style"], **common, **{k: v for k, v in kw.items() if k != "style"})
             times[name].append(time.perf_counter() - t0)
             assert len(r.history) == args.steps, (name, len(r.history))
+            print(f"round {len(times[name])}: {name:18s} {times[name][-1]:7.2f} s", flush=True)  # partial results
 
+    load_after = os.getloadavg()
     plain_med, plain_min = statistics.median(times["plain"]), min(times["plain"])
     print(
         f"{args.backbone}, {W}x{H} px, {args.steps} evaluations per run, {args.rounds} rounds, "
-        f"{torch.get_num_threads()} threads"
+        f"{torch.get_num_threads()} threads; load average (1, 5, 15 min) before "
+        f"{' '.join(f'{v:.1f}' for v in load_before)}, after {' '.join(f'{v:.1f}' for v in load_after)}"
     )
     print(f"{'configuration':18s} {'median s':>9s} {'min s':>7s} {'ratio':>6s} {'(min)':>6s}")
     for name, ts in times.items():

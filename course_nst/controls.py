@@ -29,6 +29,12 @@ guided Gram matrix is ``G_r,kk' = sum_ij (m_r,ij^[l])^2 a_ijk a_ijk'``. We downs
 area averaging (each unit's mask value is the mean of the mask over the pixels its
 position covers: the paper's simple variant, not the variant that erodes the mask by
 each unit's receptive field).
+
+Scale (section 6). ``style_transfer(style_scale=s)`` resizes the style image so that its
+longer side is s times the generated image's. The painting is the same, its pixels are
+more (s > 1) or fewer (s < 1); the network's units cover a fixed number of pixels, so a
+larger ``style_scale`` gives larger strokes in G, a smaller one smaller strokes.
+:func:`high_frequency_share` measures it: the larger the strokes, the smaller the share.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ __all__ = [
     "check_masks",
     "check_style_weights",
     "check_style_scale",
+    "high_frequency_share",
 ]
 
 #: The NTSC RGB -> YIQ matrix (rows: Y, I, Q). Y is the luminance.
@@ -170,6 +177,20 @@ def guided_gram_matrix(a: Tensor, mask: Tensor) -> Tensor:
     m = layer_mask(mask.to(a.dtype), (a.shape[-2], a.shape[-1]))
     F_r = (a * m).reshape(a.shape[1], -1)  # the guided activations, unrolled to [n_C, n_H*n_W]
     return F_r @ F_r.T
+
+
+def high_frequency_share(image: Tensor) -> float:
+    """The share of the luminance's spectral power (mean removed) above half the highest frequency.
+
+    Fine detail (small strokes, edges a pixel or two apart) has a large share; large smooth
+    strokes a small one. ``image`` is ``[1, 3, H, W]``; the result is in [0, 1].
+    """
+    y = luminance(image)[0, 0].double()
+    power = torch.fft.fft2(y - y.mean()).abs() ** 2
+    fy = torch.fft.fftfreq(y.shape[0], device=y.device).abs()[:, None].expand_as(power)
+    fx = torch.fft.fftfreq(y.shape[1], device=y.device).abs()[None, :].expand_as(power)
+    total = float(power.sum())
+    return float(power[torch.maximum(fy, fx) > 0.25].sum()) / total if total > 0 else 0.0
 
 
 # --------------------------------------------------------------------------- input checks

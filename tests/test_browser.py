@@ -51,7 +51,7 @@ SMALLER = {
     "02": {"SIZE": 64, "STEPS": 20},
     "03": {"SIZE": 64, "STEPS": 20},
     "04": {"SIZE": 96, "STEPS": 20, "GRID_SIZE": 64, "GRID_STEPS": 20},
-    "05": {"SIZE": 96, "SMALL": 64, "STEPS": 20},
+    "05": {"SIZE": 96, "SMALL": 64, "REGION_SIZE": 96, "STEPS": 20},
 }
 TEXTS = "elements => elements.map(e => e.textContent)"  # innerText is empty for cells out of view
 RUN_ALL_TIMEOUT_S = int(os.environ.get("COURSE_NST_BROWSER_TIMEOUT", "900"))
