@@ -38,6 +38,7 @@ __all__ = [
     "plot_cost_curves",
     "plot_gram",
     "plot_ratio_grid",
+    "plot_grams",
 ]
 
 
@@ -502,3 +503,49 @@ def plot_ratio_grid(
     return plot_images(
         [r.image for r in runs.values()], titles, ncols=ncols, scale=scale, suptitle=suptitle, fontsize=8
     )
+
+
+def plot_grams(
+    grams: Sequence[Tensor],
+    titles: Sequence[str] | None = None,
+    max_channels: int | None = None,
+    cmap: str = "viridis",
+    scale: float = 3.6,
+    gamma: float = 1.0,
+):
+    """Several Gram matrices ``[n_C, n_C]`` side by side on one shared colour scale (one colour bar).
+
+    The same colour means the same number in every panel, so two images' matrices can be
+    compared entry by entry. Only the first ``max_channels`` channels are drawn (``None``: all).
+    ``gamma`` < 1 spreads the colours over the small entries (a power scale, e.g. 0.5: the
+    colour follows the square root of the value; the colour bar is labelled in values).
+    """
+    from matplotlib.colors import PowerNorm
+
+    plt = _plt()
+    gs = [g.detach().float().cpu() for g in grams]
+    if not gs:
+        raise InputError("plot_grams needs at least one Gram matrix")
+    for g in gs:
+        if g.dim() != 2 or g.shape[0] != g.shape[1]:
+            raise InputError(f"expected square Gram matrices [n_C, n_C], got shape {list(g.shape)}")
+    if titles is not None and len(titles) != len(gs):
+        raise InputError(f"got {len(gs)} Gram matrices but {len(titles)} titles")
+    shown = [g if max_channels is None else g[: int(max_channels), : int(max_channels)] for g in gs]
+    if not gamma > 0:
+        raise InputError(f"gamma must be > 0, got {gamma}")
+    vmin = min(float(g.min()) for g in shown)
+    vmax = max(float(g.max()) for g in shown)
+    if gamma != 1.0 and vmin < 0:
+        raise InputError("a power colour scale (gamma != 1) needs entries >= 0")
+    norm = PowerNorm(gamma, vmin=vmin, vmax=vmax)
+    fig, axes = plt.subplots(1, len(shown), figsize=(len(shown) * scale + 1.0, scale), squeeze=False)
+    im = None
+    for i, (ax, g) in enumerate(zip(axes[0], shown, strict=True)):
+        im = ax.imshow(g.numpy(), cmap=cmap, interpolation="nearest", norm=norm)
+        ax.set_xlabel("channel k'")
+        ax.set_ylabel("channel k")
+        part = f" (first {g.shape[0]} of {gs[i].shape[0]} channels)" if g.shape[0] < gs[i].shape[0] else ""
+        ax.set_title((titles[i] if titles is not None else "Gram matrix") + part, fontsize=10)
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / len(shown) * 2, pad=0.02)
+    return fig

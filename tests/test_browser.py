@@ -49,7 +49,7 @@ CHROMIUM_ARGS = [
 SMALLER = {
     "01": {"IMAGE_SIZE": 128, "N_IMAGES": 16},
     "02": {"SIZE": 64, "STEPS": 20},
-    "03": {"SIZE": 64, "STEPS": 20},
+    "03": {"SIZE": 64, "STEPS": 20, "N_IMAGES": 8},
     "04": {"SIZE": 96, "STEPS": 20, "GRID_SIZE": 64, "GRID_STEPS": 20},
     "05": {"SIZE": 96, "SMALL": 64, "REGION_SIZE": 96, "STEPS": 20},
 }

@@ -292,3 +292,36 @@ def test_all_lists_what_the_notebooks_import():
     assert imported, "no notebook imports from course_nst.plotting"
     assert imported <= set(plotting.__all__), sorted(imported - set(plotting.__all__))
     assert all(hasattr(plotting, name) for name in plotting.__all__)
+
+
+def test_plot_grams_puts_every_matrix_on_one_colour_scale():
+    from course_nst.plotting import plot_grams
+
+    small = torch.rand(6, 6, generator=torch.Generator().manual_seed(1))
+    big = 10 * small + 5
+    fig = plot_grams([small, big], ["small", "big"], gamma=0.5)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 2
+    for im in images:  # the smallest entry of all, the largest of all
+        assert (im.norm.vmin, im.norm.vmax) == (pytest.approx(float(small.min())), pytest.approx(float(big.max())))
+    assert len(fig.axes) == 3  # two heatmaps, one colour bar
+    fig = plot_grams([torch.rand(70, 70)], max_channels=64)
+    assert fig.axes[0].images[0].get_array().shape == (64, 64)
+    assert "first 64 of 70" in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize(
+    ("grams", "kwargs", "words"),
+    [
+        ([], {}, "at least one"),
+        ([torch.rand(3, 4)], {}, "square"),
+        ([torch.rand(3, 3)], {"titles": ["a", "b"]}, "titles"),
+        ([torch.rand(3, 3) - 1], {"gamma": 0.5}, ">= 0"),
+        ([torch.rand(3, 3)], {"gamma": 0}, "gamma"),
+    ],
+)
+def test_plot_grams_refuses_bad_input_in_one_line(grams, kwargs, words):
+    from course_nst.plotting import plot_grams
+
+    with pytest.raises(InputError, match=words):
+        plot_grams(grams, **kwargs)

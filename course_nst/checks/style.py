@@ -86,23 +86,28 @@ _GRAM_FACTORS = [
 
 
 _UNROLL_FIX = (
-    "Unroll with a.reshape(n_C, n_H * n_W) on the [1, n_C, n_H, n_W] tensor (then G = A @ A.T), "
-    "or with a.permute(0, 2, 3, 1).reshape(n_H * n_W, n_C) (then G = A.T @ A)"
+    "Unroll so that row k of A holds channel k at every position, A of shape [n_C, n_H*n_W], "
+    "then G = A A^T; or unroll to [n_H*n_W, n_C] with one channel per column, then G = A^T A"
 )
 
 
+# reshape reads a tensor's numbers in the logical (row-major) order of its indices, the last index
+# fastest, whatever their layout in memory (.contiguous(memory_format=torch.channels_last) changes
+# nothing); so what decides an unroll is the order of the dimensions of the tensor being reshaped.
 _GRAM_WRONGS = [
     Wrong(
         "channels_last",
-        "your unroll mixes channels and positions: reshaping a channels-last view "
-        "(a.permute(0, 2, 3, 1), shape [1, n_H, n_W, n_C]) straight to [n_C, n_H*n_W] puts values "
-        "of different channels in one row, because reshape reads the numbers in memory order. " + _UNROLL_FIX,
+        "your unroll mixes channels and positions: a.permute(0, 2, 3, 1) has shape [1, n_H, n_W, n_C], "
+        "with the channel as its last, fastest-running index, and reshape reads the numbers in the order "
+        "of the indices (row-major), so reshaping it straight to [n_C, n_H*n_W] fills each row with "
+        "values of all n_C channels in turn. " + _UNROLL_FIX,
     ),
     Wrong(
         "positions_first",
-        "your unroll mixes channels and positions: reshaping the [1, n_C, n_H, n_W] tensor straight "
-        "to [n_H*n_W, n_C] puts values of different channels in one column, because in memory all "
-        "of channel 0 comes first, then all of channel 1... " + _UNROLL_FIX,
+        "your unroll mixes channels and positions: reshape reads the numbers of the [1, n_C, n_H, n_W] "
+        "tensor in the order of its indices (row-major: all of channel 0, then all of channel 1...), so "
+        "reshaping it straight to [n_H*n_W, n_C] puts values of one channel across each row, not one "
+        "channel per column. " + _UNROLL_FIX,
     ),
 ]
 
@@ -465,12 +470,14 @@ PREDICTIONS: list[Prediction] = [
         grade_id="predict_style_growth",
         variable="predict_style_growth",
         notebook="03_style_cost",
-        question="S and G both become twice as wide and twice as tall (the same images at twice the "
-        "resolution). By what factor does one layer's J_style[l] change, roughly?",
+        question="S and G both become twice as wide and twice as tall with the same textures (each image "
+        "tiled 2 x 2: four times as many positions, the same statistics). By what factor does one layer's "
+        "J_style[l] change, roughly?",
         answer=1,
         why="Each Gram entry is a sum over the n_H n_W positions, so it grows 4 times and its squared "
         "difference 16 times; the normaliser 1/(2 n_H n_W n_C)^2 shrinks 16 times, so J_style[l] stays about "
-        "the same. J_content grows 4 times: the balance alpha : beta depends on the image's size.",
+        "the same. J_content, a plain sum over positions, grows 4 times: the balance alpha : beta depends on "
+        "the image's size.",
         hint="Say how a Gram entry grows when there are 4 times as many positions, square that, and do the same "
         "for the normaliser 1/(2 n_H n_W n_C)^2.",
     ),
