@@ -39,6 +39,7 @@ __all__ = [
     "plot_gram",
     "plot_ratio_grid",
     "plot_grams",
+    "plot_optimiser_race",
 ]
 
 
@@ -548,4 +549,45 @@ def plot_grams(
         part = f" (first {g.shape[0]} of {gs[i].shape[0]} channels)" if g.shape[0] < gs[i].shape[0] else ""
         ax.set_title((titles[i] if titles is not None else "Gram matrix") + part, fontsize=10)
     fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / len(shown) * 2, pad=0.02)
+
+
+def plot_optimiser_race(
+    runs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str | None = None,
+    scale: float = 4.4,
+):
+    """J of several runs against the number of cost evaluations and against the seconds spent.
+
+    Args:
+        runs: ``{label: (J at each evaluation, seconds since the start at each evaluation)}``,
+            e.g. one run of Adam and one of L-BFGS on the same objective.
+        title: the figure's title.
+
+    Two panels, both with a logarithmic J axis: per evaluation (what the optimiser does
+    with the same information) and per second (what it costs on this machine, with
+    each method's own overhead).
+    """
+    plt = _plt()
+    if not runs:
+        raise InputError("no run to plot: runs is empty")
+    for label, (values, seconds) in runs.items():
+        if len(values) != len(seconds) or not len(values):
+            raise InputError(
+                f"run {label!r}: {len(values)} costs and {len(seconds)} times; give one time per cost, at least one"
+            )
+    fig, axes = plt.subplots(1, 2, figsize=(2 * scale, 3.0 + (0.3 if title else 0)))
+    for label, (values, seconds) in runs.items():
+        J = np.asarray(values, dtype=np.float64)
+        J = np.where(J > 0, J, np.nan)  # log axes cannot show 0
+        axes[0].plot(np.arange(1, len(J) + 1), J, label=label, lw=1.5)
+        axes[1].plot(np.asarray(seconds, dtype=np.float64), J, label=label, lw=1.5)
+    for ax, xlabel in zip(axes, ("cost evaluation", "seconds since the start"), strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("$J$")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

@@ -50,7 +50,7 @@ SMALLER = {
     "01": {"IMAGE_SIZE": 128, "N_IMAGES": 16},
     "02": {"SIZE": 64, "STEPS": 20},
     "03": {"SIZE": 64, "STEPS": 20, "N_IMAGES": 8},
-    "04": {"SIZE": 96, "STEPS": 20, "GRID_SIZE": 64, "GRID_STEPS": 20},
+    "04": {"SIZE": 96, "STEPS": 20, "SMALL_SIZE": 64, "SMALL_STEPS": 20, "GALLERY_STEPS": 10},
     "05": {"SIZE": 96, "SMALL": 64, "REGION_SIZE": 96, "STEPS": 20},
 }
 TEXTS = "elements => elements.map(e => e.textContent)"  # innerText is empty for cells out of view

@@ -463,9 +463,11 @@ def test_convnets_exercises_are_merged_when_present(monkeypatch):
     try:
         reloaded = importlib.reload(checks)
         from course_nst.checks import controls as notebook05
+        from course_nst.checks import transfer as notebook04
 
         notebook05_ids = {e.grade_id for e in notebook05.EXERCISES}
-        assert set(reloaded.EXERCISES) == set(CHECKERS) | {"receptive_field"} | notebook05_ids
+        notebook04_ids = {e.grade_id for e in notebook04.EXERCISES}  # total_variation is tested on its own
+        assert set(reloaded.EXERCISES) == set(CHECKERS) | {"receptive_field"} | notebook04_ids | notebook05_ids
         assert reloaded.check_receptive_field is fake.check_receptive_field
     finally:
         monkeypatch.delitem(sys.modules, "course_nst.checks.convnets")

@@ -1,4 +1,5 @@
-"""Checkers for notebook 04_neural_style_transfer: the full algorithm: the total cost and one optimisation step.
+"""Checkers for notebook 04_neural_style_transfer: the full algorithm: the total cost, one optimisation step
+and the total-variation smoothness term.
 
 The shared diagnosis (factors, known slips, gradients) is in :mod:`.diagnosis`.
 The public ``check_*`` functions print one line on success and the problems otherwise;
@@ -16,6 +17,7 @@ from torch import Tensor
 
 from ._common import Exercise
 from .diagnosis import (
+    Factor,
     Wrong,
     as_float64,
     close,
@@ -32,6 +34,7 @@ __all__ = [
     "EXERCISES",
     "check_total_cost",
     "check_optimization_step",
+    "check_total_variation",
 ]
 
 
@@ -277,6 +280,122 @@ def diagnose_optimization_step(fn: Callable[..., Any]) -> list[str]:
     return dedupe(problems)
 
 
+# --------------------------------------------------------------------------- total variation
+
+# Image shapes [1, 3, H, W] of the tests: H != W, so that a missing direction shows.
+_TV_SHAPES = [(1, 3, 4, 5), (1, 3, 6, 3), (1, 1, 2, 7)]
+
+
+def _tv_diffs(image: Tensor) -> tuple[Tensor, Tensor]:
+    """The vertical (i+1 minus i) and horizontal (j+1 minus j) neighbour differences."""
+    return image[:, :, 1:, :] - image[:, :, :-1, :], image[:, :, :, 1:] - image[:, :, :, :-1]
+
+
+def ref_total_variation(image: Tensor) -> Tensor:
+    """TV(G) = sum (G[c, i+1, j] - G[c, i, j])^2 + sum (G[c, i, j+1] - G[c, i, j])^2, in float64."""
+    dh, dw = _tv_diffs(image)
+    return (dh**2).sum() + (dw**2).sum()
+
+
+_TV_WRONGS = [
+    Wrong(
+        "absolute",
+        "you summed absolute differences |G[i+1, j] - G[i, j]|; this total variation squares each difference",
+    ),
+    Wrong(
+        "only_vertical",
+        "you only compared vertical neighbours (row i+1 with row i); add the horizontal differences "
+        "(column j+1 with column j)",
+    ),
+    Wrong(
+        "only_horizontal",
+        "you only compared horizontal neighbours (column j+1 with column j); add the vertical differences "
+        "(row i+1 with row i)",
+    ),
+    Wrong(
+        "mean",
+        "you took the mean of the squared differences in each direction; the total variation is their sum",
+    ),
+    Wrong(
+        "mean_pixels",
+        "you divided the sum by the number of values in the image; the total variation is the plain sum",
+    ),
+    Wrong(
+        "norm",
+        "you took the square root of the sum (a norm); the total variation is the sum of the squared "
+        "differences itself",
+    ),
+    Wrong(
+        "wraparound",
+        "you also compared the last row with the first (or the last column with the first), as torch.roll "
+        "does; only neighbours inside the image count: the differences have one row (or column) fewer "
+        "than the image",
+    ),
+    Wrong(
+        "channels_summed",
+        "you summed over the colour channels before squaring; square each channel's difference, then sum",
+    ),
+    Wrong(
+        "squared_sum",
+        "you squared the sum of the differences; square each difference, then sum",
+    ),
+]
+
+
+def _tv_wrongs(image: Tensor) -> dict[str, Tensor]:
+    dh, dw = _tv_diffs(image)
+    wh = torch.roll(image, -1, dims=2) - image
+    ww = torch.roll(image, -1, dims=3) - image
+    return {
+        "absolute": dh.abs().sum() + dw.abs().sum(),
+        "only_vertical": (dh**2).sum(),
+        "only_horizontal": (dw**2).sum(),
+        "mean": (dh**2).mean() + (dw**2).mean(),
+        "mean_pixels": ref_total_variation(image) / image.numel(),
+        "norm": ref_total_variation(image).sqrt(),
+        "wraparound": (wh**2).sum() + (ww**2).sum(),
+        "channels_summed": (dh.sum(1) ** 2).sum() + (dw.sum(1) ** 2).sum(),
+        "squared_sum": dh.sum() ** 2 + dw.sum() ** 2,
+    }
+
+
+def diagnose_total_variation(fn: Callable[..., Any]) -> list[str]:
+    name = "total_variation"
+
+    def make(i: int, shape: tuple):
+        image = seeded_tensor(shape, 810 + i).sigmoid()  # pixel values in (0, 1)
+        if i == 0:
+            image.requires_grad_(True)
+        return (image,), {"image": image}, [image]
+
+    specs: list[tuple[str, Any, dict[str, float]]] = [(f"an image of shape {list(s)}", s, {}) for s in _TV_SHAPES]
+    problems, cases, out, (_, args, grad_inputs) = cost_cases(fn, name, make, ref_total_variation, _tv_wrongs, specs)
+    if not cases:
+        return problems
+    factors = [
+        Factor("2", lambda d: 2.0, "there is no 2 in front of the sum"),
+        Factor("1/2", lambda d: 0.5, "there is no 1/2 in front of the sum"),
+    ]
+    problems += explain(cases, name, factors, _TV_WRONGS)
+    if problems:
+        return dedupe(problems)
+    # a flat image has no variation at all; a single step edge costs its height squared, once per row
+    flat = torch.full((1, 3, 4, 4), 0.3)
+    edge = torch.zeros(1, 1, 3, 4)
+    edge[..., 2:] = 1.0
+    for image, label in ((flat, "a flat grey image"), (edge, "a black-and-white image with one vertical edge")):
+        got = as_float64(fn(image.clone()))
+        want = ref_total_variation(image.double())
+        if got is None or got.numel() != 1 or not close(got.reshape(()), want):
+            value = fmt(float(got.reshape(-1)[0])) if got is not None and got.numel() else describe_type(got)
+            return [f"for {label} total_variation should be {fmt(float(want))}, got {value}"]
+    (image,) = args
+    g = image.detach().double().requires_grad_(True)
+    (want_grad,) = torch.autograd.grad(ref_total_variation(g), [g])
+    problems += gradient_problems(out, grad_inputs, [want_grad], name, "the image", "does")
+    return dedupe(problems)
+
+
 # --------------------------------------------------------------------------- the exercises
 
 EXERCISES: list[Exercise] = [
@@ -297,9 +416,19 @@ EXERCISES: list[Exercise] = [
         "back-propagate to the pixels and take one optimizer step.",
         points=1,
     ),
+    Exercise(
+        grade_id="total_variation",
+        function="total_variation",
+        diagnose=diagnose_total_variation,
+        notebook="04_neural_style_transfer",
+        teaches="The total variation sums the squared differences between neighbouring pixels, down and "
+        "across; a small multiple of it smooths away pixel speckle.",
+        points=1,
+    ),
 ]
 
 _BY_ID = {ex.grade_id: ex for ex in EXERCISES}
 
 check_total_cost = _BY_ID["total_cost"].check
 check_optimization_step = _BY_ID["optimization_step"].check
+check_total_variation = _BY_ID["total_variation"].check
