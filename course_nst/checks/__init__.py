@@ -25,7 +25,7 @@ from . import content, style, transfer
 from ._common import NOT_IMPLEMENTED, CheckResult, Exercise, Prediction
 from .content import check_content_cost
 from .style import check_gram_matrix, check_layer_style_cost, check_style_cost
-from .transfer import check_optimization_step, check_total_cost
+from .transfer import check_optimization_step, check_total_cost, check_total_variation
 
 __all__ = [
     "EXERCISES",
@@ -41,6 +41,7 @@ __all__ = [
     "check_optimization_step",
     "check_style_cost",
     "check_total_cost",
+    "check_total_variation",
 ]
 
 _SUBMODULES: list[ModuleType] = []
