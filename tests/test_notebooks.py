@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_nst.checks import EXERCISES
+from course_nst.checks import EXERCISES, PREDICTIONS
 from course_nst.instructor.grading import STANDARD_IMPORTS, notebook_imports  # what a grader runs first
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -36,8 +36,14 @@ def _nbgrader(cell) -> dict | None:
 
 
 def _exercises(nb):
-    """(index in nb.cells, cell) of every exercise (solution) cell."""
-    return [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and (_nbgrader(c) or {}).get("solution")]
+    """(index in nb.cells, cell) of every exercise (solution) cell; a prediction question's answer cell is not one."""
+    return [
+        (i, c)
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        and (_nbgrader(c) or {}).get("solution")
+        and (_nbgrader(c) or {}).get("grade_id") not in PREDICTIONS
+    ]
 
 
 def _ids(paths):
