@@ -48,7 +48,7 @@ CHROMIUM_ARGS = [
 # What the test types into each notebook's parameters cell: smaller images, fewer steps.
 SMALLER = {
     "01": {"IMAGE_SIZE": 128, "N_IMAGES": 16},
-    "02": {"SIZE": 64, "STEPS": 20},
+    "02": {"SIZE": 64, "STEPS": 20, "TRANSFER_STEPS": 20},
     "03": {"SIZE": 64, "STEPS": 20, "N_IMAGES": 8},
     "04": {"SIZE": 96, "STEPS": 20, "SMALL_SIZE": 64, "SMALL_STEPS": 20, "GALLERY_STEPS": 10},
     "05": {"SIZE": 96, "SMALL": 64, "REGION_SIZE": 96, "STEPS": 20},
