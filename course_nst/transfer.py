@@ -416,6 +416,10 @@ def converged(curve: Sequence[float], window: int, tol: float) -> bool:
     return before - now <= tol * abs(before)
 
 
+class _OutOfSteps(Exception):
+    """Raised by the closure when a stage's evaluations are used up in the middle of a line search."""
+
+
 def _optimise(
     objective: StyleTransferObjective,
     G: Tensor,
@@ -426,6 +430,7 @@ def _optimise(
     tol: float,
     window: int,
     on_record: Callable[[Tensor, dict[str, float]], bool],
+    line_search: bool = True,
 ) -> tuple[Tensor, str | None]:
     """Optimise the pixels of ``G`` for up to ``steps`` evaluations of ``objective``.
 
@@ -436,7 +441,16 @@ def _optimise(
     """
     G = G.detach().clone().requires_grad_(True)
     if optimizer == "lbfgs":
-        opt: torch.optim.Optimizer = torch.optim.LBFGS([G], lr=lr, max_iter=1, history_size=LBFGS_HISTORY)
+        # From a good image (the content, or a coarse stage's result upsampled) L-BFGS's second
+        # step without a line search overshoots VGG19's cost 100-fold and never comes back; from
+        # white noise the plain step is safe and spends no evaluations on searching.
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [G],
+            lr=lr,
+            max_iter=1,
+            history_size=LBFGS_HISTORY,
+            line_search_fn="strong_wolfe" if line_search else None,
+        )
     else:
         opt = torch.optim.Adam([G], lr=lr)
     curve: list[float] = []
@@ -445,6 +459,8 @@ def _optimise(
 
     def closure() -> Tensor:
         nonlocal best
+        if len(curve) >= steps:  # a line search may ask for more evaluations than are left
+            raise _OutOfSteps
         opt.zero_grad(set_to_none=True)
         terms = objective(G)
         J = terms["J"]
@@ -461,7 +477,10 @@ def _optimise(
         return J
 
     while len(curve) < steps and not stop:
-        opt.step(closure)  # type: ignore[arg-type]
+        try:
+            opt.step(closure)  # type: ignore[arg-type]
+        except _OutOfSteps:
+            break
         with torch.no_grad():
             G.clamp_(0, 1)
         if not stop and converged(curve, window, tol):
@@ -729,6 +748,7 @@ def style_transfer(
                 tol=tol,
                 window=window,
                 on_record=on_record,
+                line_search=stage > 0 or not (isinstance(init, str) and init == "noise"),
             )
             del objective
             if why == "callback" or final_stage:
