@@ -462,7 +462,9 @@ def _optimise(
         if len(curve) >= steps:  # a line search may ask for more evaluations than are left
             raise _OutOfSteps
         opt.zero_grad(set_to_none=True)
-        terms = objective(G)
+        # A line search tries steps far outside [0, 1], where VGG19's Gram matrices overflow: it
+        # measures the image as it would be kept, clamped (the gradient is 0 where a pixel is clipped).
+        terms = objective(G.clamp(0, 1) if line_search else G)
         J = terms["J"]
         record = {k: float(v.detach()) for k, v in terms.items()}
         if not math.isfinite(record["J"]):
