@@ -549,6 +549,7 @@ def plot_grams(
         part = f" (first {g.shape[0]} of {gs[i].shape[0]} channels)" if g.shape[0] < gs[i].shape[0] else ""
         ax.set_title((titles[i] if titles is not None else "Gram matrix") + part, fontsize=10)
     fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / len(shown) * 2, pad=0.02)
+    return fig
 
 
 def plot_optimiser_race(

@@ -293,4 +293,4 @@ def test_a_deleted_answer_cell_is_missing_and_expected_by_the_notebook_s_name(re
     # the course's registry has the course's questions, expected by their notebooks' names
     course = load_registry(GradeConfig())
     for gid, p in PREDICTIONS.items():
-        assert course[gid] is p and p in expected_exercises(f"{p.notebook}-carol.ipynb", None, course)
+        assert course[gid] == p and p in expected_exercises(f"{p.notebook}-carol.ipynb", None, course)
