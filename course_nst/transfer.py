@@ -416,8 +416,15 @@ def converged(curve: Sequence[float], window: int, tol: float) -> bool:
     return before - now <= tol * abs(before)
 
 
-class _OutOfSteps(Exception):
-    """Raised by the closure when a stage's evaluations are used up in the middle of a line search."""
+#: L-BFGS's first step moves the most-changed pixel by this much (times ``lr``; pixels in [0, 1]).
+#: torch's own first step, ``lr / sum |g|``, moves each pixel about 1e-5; the curvature that the
+#: second step is scaled by is then measured over almost no distance, and from a good start
+#: (the content image) VGG19's cost jumped from 1e13 to inf at the second step (128 px, chelsea
+#: in the swirls). Measured with a first step of 0.01 / 0.05 / 0.1 / 0.2 / 0.3: 0.01 still
+#: overflowed, 0.05 overshot 20-fold once, 0.1-0.3 fell steadily from the content, from white
+#: noise and from an upsampled coarse result, at 128 and 256 px (after 60-80 evaluations within
+#: 5% of each other, 0.2 best or equal-best): see the notes of the change that set it.
+FIRST_STEP = 0.2
 
 
 def _optimise(
@@ -430,7 +437,6 @@ def _optimise(
     tol: float,
     window: int,
     on_record: Callable[[Tensor, dict[str, float]], bool],
-    line_search: bool = True,
 ) -> tuple[Tensor, str | None]:
     """Optimise the pixels of ``G`` for up to ``steps`` evaluations of ``objective``.
 
@@ -441,30 +447,20 @@ def _optimise(
     """
     G = G.detach().clone().requires_grad_(True)
     if optimizer == "lbfgs":
-        # From a good image (the content, or a coarse stage's result upsampled) L-BFGS's second
-        # step without a line search overshoots VGG19's cost 100-fold and never comes back; from
-        # white noise the plain step is safe and spends no evaluations on searching.
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [G],
-            lr=lr,
-            max_iter=1,
-            history_size=LBFGS_HISTORY,
-            line_search_fn="strong_wolfe" if line_search else None,
-        )
+        opt: torch.optim.Optimizer = torch.optim.LBFGS([G], lr=lr, max_iter=1, history_size=LBFGS_HISTORY)
     else:
         opt = torch.optim.Adam([G], lr=lr)
     curve: list[float] = []
     best = (math.inf, G.detach().clamp(0, 1).cpu())
     stop: list[str] = []
+    ready: list[Tensor] = []  # J at the start, evaluated before the first step (its gradient is in G.grad)
 
     def closure() -> Tensor:
         nonlocal best
-        if len(curve) >= steps:  # a line search may ask for more evaluations than are left
-            raise _OutOfSteps
+        if ready:
+            return ready.pop()
         opt.zero_grad(set_to_none=True)
-        # A line search tries steps far outside [0, 1], where VGG19's Gram matrices overflow: it
-        # measures the image as it would be kept, clamped (the gradient is 0 where a pixel is clipped).
-        terms = objective(G.clamp(0, 1) if line_search else G)
+        terms = objective(G)
         J = terms["J"]
         record = {k: float(v.detach()) for k, v in terms.items()}
         if not math.isfinite(record["J"]):
@@ -478,11 +474,15 @@ def _optimise(
             stop.append("callback")
         return J
 
+    if optimizer == "lbfgs" and steps > 0:
+        # torch's first L-BFGS step is -g * lr / max(sum |g|, 1): this lr makes its largest change FIRST_STEP * lr
+        ready.append(closure())
+        g = G.grad.abs()  # type: ignore[union-attr]
+        if float(g.max()) > 0:
+            opt.param_groups[0]["lr"] = FIRST_STEP * lr * max(float(g.sum()), 1.0) / float(g.max())
     while len(curve) < steps and not stop:
-        try:
-            opt.step(closure)  # type: ignore[arg-type]
-        except _OutOfSteps:
-            break
+        opt.step(closure)  # type: ignore[arg-type]
+        opt.param_groups[0]["lr"] = lr
         with torch.no_grad():
             G.clamp_(0, 1)
         if not stop and converged(curve, window, tol):
@@ -750,7 +750,6 @@ def style_transfer(
                 tol=tol,
                 window=window,
                 on_record=on_record,
-                line_search=stage > 0 or not (isinstance(init, str) and init == "noise"),
             )
             del objective
             if why == "callback" or final_stage:

@@ -205,3 +205,27 @@ def test_a_huge_size_is_refused_before_anything_of_that_size_is_made(lite0, pair
     with pytest.raises(InputError, match="use a size of at most about"):
         style_transfer(*pair, backbone=lite0, size=100_000, progress=False)
     assert made == []
+
+
+def test_lbfgs_from_the_content_image_falls_at_once(vgg_original):
+    # From a good start torch's own tiny first L-BFGS step used to leave the second step unscaled:
+    # on VGG19 the cost went from 1e13 to inf (128 px), or with a line search never left its start.
+    content, style = samples.load("chelsea", max_size=128), samples.load("swirls", max_size=128)
+    r = style_transfer(content, style, backbone=vgg_original, steps=12, scales=(1.0,), init="content", progress=False)
+    J = [h["J"] for h in r.history]
+    assert len(J) == 12 and r.stopped is None
+    assert max(J[1:]) < J[0] and J[-1] < J[0] / 3, J
+
+
+def test_lbfgs_first_step_moves_the_most_changed_pixel_by_FIRST_STEP(vgg_original, pair):
+    from course_nst.transfer import FIRST_STEP
+
+    images = []
+    content, style = pair
+    style_transfer(
+        content, style, backbone=vgg_original, steps=2, scales=(1.0,), init="content+noise", progress=False,
+        callback=lambda step, image, record: images.append(image),
+    )  # fmt: skip
+    change = (images[1] - images[0]).abs()
+    # the step's largest change is FIRST_STEP; clamping to [0, 1] can only shorten a pixel's change
+    assert change.max() == pytest.approx(FIRST_STEP, rel=1e-3)
