@@ -96,9 +96,9 @@ def test_an_unwritable_output_is_refused_before_the_run(tmp_path, case):
     if case == "parent is a file":
         (tmp_path / "afile").write_text("x")
         out = tmp_path / "afile" / "o.png"
+    elif os.geteuid() == 0:  # root writes into any folder of a writable file system; /proc takes no new files
+        out = Path("/proc") / "course-nst-test" / "o.png"
     else:
-        if os.geteuid() == 0:
-            pytest.skip("root can write into a read-only folder")
         folder = tmp_path / "ro"
         folder.mkdir()
         folder.chmod(0o500)
