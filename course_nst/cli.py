@@ -21,6 +21,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -112,14 +113,12 @@ def check_output(out: Path, inputs: Sequence[str] = ()) -> None:
         folder = folder.parent
     if folder.exists() and not folder.is_dir():
         raise InputError(f"cannot write {out}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
+    if not _can_create_in(folder):
         raise InputError(f"cannot write {out}: the folder {folder} is not writable")
 
 
 def _can_create_in(folder: Path) -> bool:
     """Whether a new file can really be made in ``folder`` (root passes os.access on folders it cannot write)."""
-    import tempfile
-
     try:
         with tempfile.TemporaryFile(dir=folder, prefix=".course-nst-probe-"):
             return True

@@ -442,11 +442,12 @@ def _limit_step(opt: torch.optim.Optimizer, G: Tensor, before: Tensor, limit: fl
     The step is ``t * d`` (torch keeps both in the optimiser's state, and the next iteration
     takes its curvature pair from ``s = t * d``): shortening it means scaling ``t`` too.
     """
-    largest = float((G - before).abs().max())
+    step = G - before
+    largest = float(step.abs().max())
     if largest <= limit:
         return
     shrink = limit / largest
-    G.copy_(before + (G - before) * shrink)
+    G.copy_(before + step * shrink)
     state = opt.state[G]
     state["t"] = state["t"] * shrink
 
