@@ -294,3 +294,20 @@ def test_a_deleted_answer_cell_is_missing_and_expected_by_the_notebook_s_name(re
     course = load_registry(GradeConfig())
     for gid, p in PREDICTIONS.items():
         assert course[gid] == p and p in expected_exercises(f"{p.notebook}-carol.ipynb", None, course)
+
+
+def _doc_rows(grade_ids):
+    """(notebook, grade_id, points) of each table row of docs/instructors.md naming one of ``grade_ids``."""
+    rows = set()
+    for line in (Path(REPO) / "docs" / "instructors.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 4 and cells[1].strip("`") in grade_ids:
+            rows.add((cells[0], cells[1].strip("`"), int(cells[-2] if cells[-1].endswith("min") else cells[-1])))
+    return rows
+
+
+def test_the_instructors_guide_lists_every_exercise_and_prediction_with_its_points():
+    from course_nst.checks import EXERCISES
+
+    for registry in (EXERCISES, PREDICTIONS):
+        assert _doc_rows(set(registry)) == {(Path(q.notebook).stem, q.grade_id, q.points) for q in registry.values()}
