@@ -55,6 +55,7 @@ SMALLER = {
 }
 TEXTS = "elements => elements.map(e => e.textContent)"  # innerText is empty for cells out of view
 RUN_ALL_TIMEOUT_S = int(os.environ.get("COURSE_NST_BROWSER_TIMEOUT", "900"))
+STOPPED_IDLE_S = 20  # a kernel idle this long, mid Run All, with an error shown: the run stopped there
 SETTINGS = {  # no toasts asking about news, no requests to the internet
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false",
@@ -216,10 +217,19 @@ class Student:
         deadline = time.monotonic() + RUN_ALL_TIMEOUT_S
         last_texts: list[str] = []
         done = re.compile(r"^\[\d+\]:$")
+        idle_since = None
         while time.monotonic() < deadline:
             texts = [t.strip() for t in prompts.evaluate_all(TEXTS)]  # also of cells out of view
-            if len(texts) == n_code and all(done.match(t) for t in texts) and self.is_idle():
+            idle = self.is_idle()
+            if len(texts) == n_code and all(done.match(t) for t in texts) and idle:
                 return
+            # A cell that raised stops Run All: the kernel then stays idle with cells not run. The
+            # prompts alone cannot tell that from a finish (cells out of view may show no count),
+            # so a stop is an error output together with a kernel idle for STOPPED_IDLE_S.
+            idle_since = (idle_since or time.monotonic()) if idle else None
+            if idle_since is not None and time.monotonic() - idle_since > STOPPED_IDLE_S and self.error_outputs():
+                self.screenshot("stopped")
+                pytest.fail(f"{self.name}: Run All Cells stopped at an error: {self.error_outputs()}", pytrace=False)
             time.sleep(1)
             last_texts = texts
         self.screenshot("timeout")
