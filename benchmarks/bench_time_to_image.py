@@ -82,7 +82,9 @@ def run_textbook(bb, C, S, memory_only: bool, evaluations: int = 300):
     from course_nst.transfer import initial_image
 
     d = bb.defaults
-    base = Baseline(bb, C, S, d.content_layer, dict(d.style_layers), d.alpha, d.beta, d.tv_weight)
+    base = Baseline(
+        bb, C, S, d.content_layer, dict(d.style_layers), d.alpha, d.beta_for(tuple(C.shape[-2:])), d.tv_weight
+    )
     img = initial_image("noise", C, tuple(C.shape[-2:]), 0).requires_grad_(True)
     n = [0]
     limit = 3 if memory_only else evaluations

@@ -238,7 +238,7 @@ def make_ours(bb, C, S, winograd=False):
         content_layer=d.content_layer,
         style_layers=dict(d.style_layers),
         alpha=d.alpha,
-        beta=d.beta,
+        beta=d.beta_for((H, W)),
         tv_weight=d.tv_weight,
         out_shape=(H, W),
         winograd=winograd,
@@ -262,7 +262,7 @@ def make_baseline(bb, C, S):
 
     H, W = C.shape[-2:]
     d = bb.defaults
-    base = Baseline(bb, C, S, d.content_layer, dict(d.style_layers), d.alpha, d.beta, d.tv_weight)
+    base = Baseline(bb, C, S, d.content_layer, dict(d.style_layers), d.alpha, d.beta_for((H, W)), d.tv_weight)
     G = initial_image("noise", C.cpu(), (H, W), 0).to(bb.device).requires_grad_(True)
 
     def evaluate():
@@ -426,7 +426,7 @@ def bench_one(name, size, device, repeats, do_memory, threads):
     pairs = [
         (r_o["J"], r_b["J"]),
         (d.alpha * r_o["J_content"], r_b["content"]),
-        (d.beta * r_o["J_style"], r_b["style"]),
+        (d.beta_for(tuple(C.shape[-2:])) * r_o["J_style"], r_b["style"]),
     ]
     J_rel = max(abs(a - b) / abs(b) for a, b in pairs)
     # the gradients, less the total-variation part (identical code in both, and it can

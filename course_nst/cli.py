@@ -377,7 +377,12 @@ def _add_transfer_options(p: argparse.ArgumentParser) -> None:
         help="starting image: white noise (the lecture), the content image, or 0.6 noise + 0.4 content",
     )
     p.add_argument("--alpha", type=_non_negative_float, default=None, help="content weight")
-    p.add_argument("--beta", type=_non_negative_float, default=None, help="style weight")
+    p.add_argument(
+        "--beta",
+        type=_non_negative_float,
+        default=None,
+        help="style weight (default: the backbone's at 256 px, grown with the pixels)",
+    )
     p.add_argument("--tv-weight", type=_non_negative_float, default=None, help="total-variation weight")
     p.add_argument("--content-layer", default=None, help="layer for the content cost")
     p.add_argument(

@@ -569,7 +569,9 @@ def style_transfer(
         lr: learning rate (``None``: 1.0 for L-BFGS, 0.02 for Adam).
         init: ``"noise"`` (the lecture's white noise), ``"content"``,
             ``"content+noise"``, or an image tensor (at the first stage's size).
-        alpha, beta: weights of J_content and J_style (``None``: backbone defaults).
+        alpha, beta: weights of J_content and J_style (``None``: backbone defaults; the
+            default beta grows with the image's pixels, see ``BackboneDefaults.beta_for``, so
+            that the balance is the same at every size; a number given is used as it is).
         content_layer: layer name for J_content (``None``: backbone default).
         style_layers: ``{layer: lambda}`` or a list of layers (equal lambdas summing to 1).
         tv_weight: weight of an optional total-variation smoothness term (``None``:
@@ -614,7 +616,6 @@ def style_transfer(
     d = backbone.defaults
     steps = d.steps if steps is None else steps
     alpha = d.alpha if alpha is None else alpha
-    beta = d.beta if beta is None else beta
     tv_weight = d.tv_weight if tv_weight is None else tv_weight
     content_layer = d.content_layer if content_layer is None else content_layer
     if style_layers is None:
@@ -625,7 +626,8 @@ def style_transfer(
     if size is not None:
         _check_positive(size, "size", integer=True)
     for value, what in ((alpha, "alpha"), (beta, "beta"), (tv_weight, "tv_weight"), (tol, "tol")):
-        _check_positive(value, what, allow_zero=True)
+        if value is not None:
+            _check_positive(value, what, allow_zero=True)
     _check_positive(window, "window", integer=True)
     for lam in style_layers.values():
         _check_positive(lam, "every style-layer weight lambda", allow_zero=True)
@@ -657,6 +659,8 @@ def style_transfer(
         raise InputError("masks are over the content image; give a content image")
     S = styles[0] if styles is not None else (_as_image(style) if style is not None else None)
     H, W = output_shape(C0 if C0 is not None else S, size)  # type: ignore[arg-type]
+    if beta is None:  # the default balance holds at every size (BackboneDefaults.beta_for)
+        beta = d.beta_for((H, W))
     check_fits_in_memory(backbone, (H, W))  # before anything of that size is made
     C = C0
     if C is not None and tuple(C.shape[-2:]) != (H, W):

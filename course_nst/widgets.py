@@ -156,7 +156,8 @@ class StyleTransferExplorer:
         self.update_every, self.display_size = update_every, display_size
         self.result: Result | None = None
 
-        default_ratio = backbone.alpha / backbone.beta
+        start_image = self._start_image(init)
+        default_ratio = backbone.alpha / backbone.beta_for((start_image.shape[-2], start_image.shape[-1]))
         centre = math.log10(default_ratio)
         self.ratio = w.FloatLogSlider(
             value=default_ratio * ratio,
@@ -173,7 +174,6 @@ class StyleTransferExplorer:
         )
         self.start = w.Dropdown(options=list(INITS), value=init, description="start")
         self.button = w.Button(description="Run", button_style="primary", icon="play")
-        start_image = self._start_image(init)
         self.image = w.Image(
             format="png",
             value=png_bytes(start_image, display_size),
@@ -181,7 +181,7 @@ class StyleTransferExplorer:
         )
         self.status = w.HTML(
             value=f"The image shows the start ({init}, {size} px). "
-            f"α/β = {default_ratio:.1e} is {backbone.name}'s default. Press Run."
+            f"α/β = {default_ratio:.1e} is {backbone.name}'s default at this size. Press Run."
         )
         self.hint = w.HTML(value=hint if hint is not None else HINT)
         self.start.observe(self._show_start, names="value")

@@ -167,7 +167,7 @@ def test_explorer_builds_and_runs(random_backbone):
     )
     assert isinstance(explorer, StyleTransferExplorer)
     placeholder_bytes = explorer.image.value
-    default = random_backbone.alpha / random_backbone.beta
+    default = random_backbone.alpha / random_backbone.beta_for((32, 32))  # the default balance at its size
     assert explorer.ratio.value == pytest.approx(default)
     assert explorer.steps.value == 10
     # before the first run: the start image (the content), drawn at display_size, not stretched

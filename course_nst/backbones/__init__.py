@@ -141,7 +141,12 @@ class Backbone(nn.Module):
 
     @property
     def beta(self) -> float:
+        """The default beta at ``defaults.size`` px (longer side); :meth:`beta_for` any other size."""
         return self.defaults.beta
+
+    def beta_for(self, shape: tuple[int, int]) -> float:
+        """The default beta for an image of ``shape`` = (H, W): see ``BackboneDefaults.beta_for``."""
+        return self.defaults.beta_for(shape)
 
     @property
     def tv_weight(self) -> float:

@@ -31,6 +31,21 @@ class BackboneDefaults:
     tv_weight: float
     steps: int
     notes: str = ""
+    #: the longer side, in pixels, of the images the weights were chosen at: ``beta`` is the
+    #: style weight at that size, see :meth:`beta_for`.
+    size: int = 256
+
+    def beta_for(self, shape: tuple[int, int]) -> float:
+        """The default beta for an image of ``shape`` = (H, W): ``beta * (max(H, W) / size)**2``.
+
+        J_content and the total variation are sums over positions, so they grow with the
+        number of pixels; J_style is normalised by it (1/(2 n_H n_W n_C)^2) and does not. With
+        one fixed beta a larger image would come out as more photo and a smaller one as more
+        texture (and noisier: the smoothing weighs less). Growing beta with the pixels keeps the
+        balance alpha : beta : tv_weight, and so the look, the same at every size: twice the
+        size, four times beta.
+        """
+        return self.beta * (max(shape) / self.size) ** 2
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,9 @@ NORMALIZATION = InputNormalization(mean=IMAGENET_MEAN, std=IMAGENET_STD, descrip
 #                  (tv_weight 1: speckled; 10: faint speckle; 20: clean).
 #   steps          300 L-BFGS evaluations (about 15 s at 256 px on a laptop CPU); 200
 #                  left visible noise in the white-noise start.
-#   Note that J_content grows with the number of pixels while J_style does not, so at
-#   much larger sizes raise beta in proportion to the number of pixels.
+#   J_content grows with the number of pixels while J_style does not, so beta is the
+#   weight at 256 px and style_transfer's default grows with the pixels
+#   (BackboneDefaults.beta_for).
 # --------------------------------------------------------------------------------------
 DEFAULTS = BackboneDefaults(
     content_layer="block3_2",

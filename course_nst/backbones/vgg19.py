@@ -105,7 +105,12 @@ TORCHVISION = InputNormalization(
 #       Then the cat (eyes, nose, fur direction) in swirls, the astronaut (figure, face,
 #       badge) in lead-lined glass, the coffee cup's rim as a wave crest in the waves, and
 #       the rocket only faintly among the shapes (its thin gantry is little content).
-#     For ~512 px, alpha/beta = 1e-3 (beta = 1000) is the paper's own balance again.
+#     So beta = 250 is the weight at 256 px, and style_transfer's default beta grows with
+#     the pixels (BackboneDefaults.beta_for: beta * (longer side / 256)^2): at ~512 px,
+#     the paper's size, it is 1000, alpha/beta = 1e-3, the paper's own balance again. At
+#     128 px (62.5 instead of 250) chelsea in the swirls from white noise, 100 evaluations:
+#     the cat's eyes as swirls, J_tv a fifth (338 against 1550); with 250 a texture
+#     covered in grain, the cat barely there.
 #   steps 300 in all (200 at half size, 100 at full size, see style_transfer's schedule).
 # "torchvision" and "random" weights (inputs divided by 255*std, ~58x smaller than
 #   Caffe's): activations ~58x smaller, so the content cost ~58^2 and the style cost ~58^4
