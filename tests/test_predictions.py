@@ -299,7 +299,7 @@ def test_a_deleted_answer_cell_is_missing_and_expected_by_the_notebook_s_name(re
 def _doc_rows(grade_ids):
     """(notebook, grade_id, points) of each table row of docs/instructors.md naming one of ``grade_ids``."""
     rows = set()
-    for line in (Path(REPO) / "docs" / "instructors.md").read_text().splitlines():
+    for line in (REPO / "docs" / "instructors.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and len(cells) >= 4 and cells[1].strip("`") in grade_ids:
             rows.add((cells[0], cells[1].strip("`"), int(cells[-2] if cells[-1].endswith("min") else cells[-1])))
