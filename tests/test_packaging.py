@@ -66,6 +66,25 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^make test$", ci, re.M)
 
 
+def test_notebook_outputs_are_made_and_checked_with_the_same_thread_count():
+    """`make notebooks` and the nbval runs pin one thread count: another one changes the printed costs."""
+    import shutil
+    import subprocess
+
+    assert shutil.which("make"), "make is needed to read the Makefile's recipes"
+
+    def recipe(target: str, *args: str) -> str:
+        # -n prints the commands without running them; -o: the set-up stamp counts as done (nothing is installed)
+        command = ["make", "-n", "-o", ".venv/.course-nst-installed", target, *args]
+        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        return out.stdout
+
+    for target in ("notebooks", "nbval", "test"):
+        assert "OMP_NUM_THREADS=2" in recipe(target), target
+    assert "OMP_NUM_THREADS=3" in recipe("notebooks", "NB_THREADS=3")
+    assert "for nb in 03_style_cost.ipynb;" in recipe("notebooks", "NOTEBOOKS=03_style_cost.ipynb")
+
+
 def test_the_package_exports_load_on_first_use_without_torch_at_import():
     import subprocess
 
