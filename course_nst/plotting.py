@@ -451,6 +451,13 @@ def plot_cost_curves(
     return fig
 
 
+def _colour_bar(fig, im, ax, **kwargs):
+    """A colour bar whose ticks carry their whole value (7e+09, not 7 under an offset "1e9" that meets a title)."""
+    from matplotlib.ticker import FuncFormatter
+
+    return fig.colorbar(im, ax=ax, format=FuncFormatter(lambda v, _: f"{v:g}"), **kwargs)
+
+
 def plot_gram(
     gram: Tensor,
     ax=None,
@@ -473,7 +480,7 @@ def plot_gram(
     else:
         fig = ax.figure
     im = ax.imshow(g.numpy(), cmap=cmap, interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    _colour_bar(fig, im, ax, fraction=0.046, pad=0.04)
     ax.set_xlabel("channel k'")
     ax.set_ylabel("channel k")
     shown = f" (first {n} of {gram.shape[0]} channels)" if n < gram.shape[0] else ""
@@ -548,7 +555,7 @@ def plot_grams(
         ax.set_ylabel("channel k")
         part = f" (first {g.shape[0]} of {gs[i].shape[0]} channels)" if g.shape[0] < gs[i].shape[0] else ""
         ax.set_title((titles[i] if titles is not None else "Gram matrix") + part, fontsize=10)
-    fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / len(shown) * 2, pad=0.02)
+    _colour_bar(fig, im, list(axes[0]), fraction=0.046 / len(shown) * 2, pad=0.02)
     return fig
 
 

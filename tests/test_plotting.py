@@ -310,6 +310,20 @@ def test_plot_grams_puts_every_matrix_on_one_colour_scale():
     assert "first 64 of 70" in fig.axes[0].get_title()
 
 
+@pytest.mark.parametrize("plot", ["plot_gram", "plot_grams"])
+def test_colour_bar_ticks_carry_their_whole_value(plot):
+    """Large Gram entries are labelled 4e+09, not 4 under an offset "1e9" that collides with the panel's title."""
+    import course_nst.plotting as plotting
+
+    g = 7e9 * torch.rand(8, 8, generator=torch.Generator().manual_seed(2))
+    fig = plotting.plot_gram(g) if plot == "plot_gram" else plotting.plot_grams([g, g])
+    fig.canvas.draw()
+    bar = fig.axes[-1]
+    labels = [t.get_text() for t in bar.get_yticklabels() if t.get_text()]
+    assert bar.yaxis.get_offset_text().get_text() == ""
+    assert max(float(t.replace("\u2212", "-")) for t in labels) >= 1e9, labels
+
+
 @pytest.mark.parametrize(
     ("grams", "kwargs", "words"),
     [
