@@ -508,7 +508,7 @@ def _optimise(
     while len(curve) < steps and not stop:
         before = G.detach().clone() if optimizer == "lbfgs" else None
         opt.step(closure)  # type: ignore[arg-type]
-        opt.param_groups[0]["lr"] = lr
+        opt.param_groups[0]["lr"] = lr  # only L-BFGS's first step has its own size (start_lbfgs), later ones lr
         with torch.no_grad():
             if before is not None:
                 _limit_step(opt, G, before, MAX_STEP * lr)

@@ -229,24 +229,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_bad_controls_one_line_exit_2(tmp_path):
+def test_cli_bad_controls_one_line_exit_2(tmp_path, capsys):
+    from course_nst.cli import main
+
     small = tmp_path / "mask_small.png"
     Image.fromarray(np.full((10, 10), 255, dtype=np.uint8)).save(small)
-    out = str(tmp_path / "out.png")
-    base = [
-        "stylize",
-        "chelsea",
-        "swirls",
-        "-o",
-        out,
-        "--steps",
-        "1",
-        "--size",
-        "64",
-        "-q",
-        "--backbone",
-        "efficientnet_lite0",
-    ]
+    out = tmp_path / "out.png"
+    base = ["stylize", "chelsea", "swirls", "-o", str(out), "--steps", "1", "--size", "64", "-q"]
+    base += ["--backbone", "efficientnet_lite0"]
     cases = [
         (base + ["--style-weights", "1", "2"], "--style-weights got 2"),
         (base + ["--mask", str(small), str(small)], "--mask got 2"),
@@ -254,13 +244,18 @@ def test_cli_bad_controls_one_line_exit_2(tmp_path):
         (base + ["--colour", "sepia"], "invalid choice"),
         (base + ["--mask", str(small)], "content image's size"),
     ]
-    for argv, words in cases:
-        proc = _cli(*argv)
-        assert proc.returncode == 2, (argv, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert lines and lines[-1].startswith("error:") and words in lines[-1], (argv, proc.stderr)
-        assert "Traceback" not in proc.stderr
-        assert not Path(out).exists()
+    for argv, words in cases:  # in this process: main() is what the console script runs
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()  # at most a "backbone: ..." line before the error
+        assert lines and lines[-1].startswith("error:") and words in lines[-1], (argv, err)
+        assert len(lines) <= 2 and "Traceback" not in err, err
+        assert not out.exists()
+    # and once as its own process, as a user runs it: the exit status and stderr of the real command
+    proc = _cli(*cases[-1][0])
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in proc.stderr
+    assert not out.exists()
 
 
 def test_cli_two_styles_with_masks_and_colour(tmp_path):
