@@ -12,6 +12,10 @@ the final image, at the sizes people use:
             the tutorial's optimiser: ``torch.optim.LBFGS([image])`` with its default settings,
             the image clamped to [0, 1] in the closure, 300 evaluations at full size.
 
+``--impls`` adds ablations of ours, to say what bought what: *one-stage* is ours without coarse
+to fine (every evaluation at full size), *flip-winograd* ours with Winograd's convolutions
+switched the other way from the default at that size (off at <= 384 px, where it is on).
+
 Both start from the same white noise (seed 0). The final image of each is then measured
 with the same cost: our objective at full size (J, its content and style parts); lower is
 better. Each run is a fresh child process; ``peak MB`` is its resident-memory high-water
@@ -23,6 +27,7 @@ each (for sizes too large to run whole on a laptop, e.g. 1024 px).
     .venv/bin/python benchmarks/bench_time_to_image.py --backbones vgg19 efficientnet_lite0 --sizes 256 512
     .venv/bin/python benchmarks/bench_time_to_image.py --memory-only --sizes 512 1024
     .venv/bin/python benchmarks/bench_time_to_image.py --save out/bench     # also the images
+    .venv/bin/python benchmarks/bench_time_to_image.py --impls ours one-stage flip-winograd  # what bought what
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_transfer import Baseline, make_ours, run_in_child, status_mb
 
 CONTENT, STYLE = "chelsea", "swirls"
+IMPLS = ("textbook", "ours", "one-stage", "flip-winograd")
 
 
 def peak_rss_reset() -> float:
@@ -66,15 +72,19 @@ def _measure_final(bb, C, S, image):
         return {k: float(v) for k, v in objective(image).items()}
 
 
-def run_ours(bb, C, S, memory_only: bool):
+def run_ours(bb, C, S, memory_only: bool, variant: str = "ours"):
     from course_nst import style_transfer
 
-    steps = None
+    steps, scales, winograd = None, None, None  # the defaults
     if memory_only:  # three evaluations at the final size only: the peak is there
         steps, scales = 3, (1.0,)
-    else:
-        scales = None
-    r = style_transfer(C, S, backbone=bb, init="noise", seed=0, progress=False, steps=steps, scales=scales, tol=1e-3)
+    if variant == "one-stage":
+        scales = (1.0,)
+    elif variant == "flip-winograd":
+        winograd = not (bb.device.type == "cpu" and max(C.shape[-2:]) <= 384)  # the opposite of the default
+    r = style_transfer(
+        C, S, backbone=bb, init="noise", seed=0, progress=False, steps=steps, scales=scales, tol=1e-3, winograd=winograd
+    )
     return r.image, len(r.history), sum(rec["scale"] ** 2 for rec in r.history), r.stopped
 
 
@@ -112,7 +122,10 @@ def child(name, size, which, memory_only, save, queue):
     bb, C, S = _inputs(name, size)
     base = peak_rss_reset()
     t0 = time.perf_counter()
-    image, n, full_equiv, stopped = (run_ours if which == "ours" else run_textbook)(bb, C, S, memory_only)
+    if which == "textbook":
+        image, n, full_equiv, stopped = run_textbook(bb, C, S, memory_only)
+    else:
+        image, n, full_equiv, stopped = run_ours(bb, C, S, memory_only, which)
     seconds = time.perf_counter() - t0
     peak = status_mb("VmHWM") * 2**20 - base
     final = _measure_final(bb, C, S, image)
@@ -133,6 +146,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", type=int, default=[256])
     ap.add_argument("--memory-only", action="store_true", help="peak memory of three evaluations, no whole runs")
     ap.add_argument("--save", default=None, help="folder to save the final images in")
+    ap.add_argument("--impls", nargs="+", default=["textbook", "ours"], choices=IMPLS, help="what to run (in order)")
     args = ap.parse_args()
     if args.save:
         Path(args.save).mkdir(parents=True, exist_ok=True)
@@ -141,27 +155,30 @@ def main() -> None:
         f"{os.environ.get('BENCH_THREADS', '2')} threads; content {CONTENT}, style {STYLE}, from white noise"
     )
     head = (
-        f"{'backbone':18s} {'px':>4s} {'impl':8s} {'seconds':>8s} {'evals':>6s} {'full-size eq.':>13s} "
+        f"{'backbone':18s} {'px':>4s} {'impl':18s} {'seconds':>8s} {'evals':>6s} {'full-size eq.':>13s} "
         f"{'J (same cost)':>13s} {'J_content':>10s} {'J_style':>10s} {'peak MB':>8s}  stopped"
     )
     print(head)
     for name in args.backbones:
         for size in args.sizes:
             rows = {}
-            for which in ("textbook", "ours"):
+            for which in args.impls:
                 r = rows[which] = measure(name, size, which, args.memory_only, args.save)
                 print(
-                    f"{name:18s} {size:4d} {which:8s} {r['seconds']:8.1f} {r['n']:6d} {r['full']:13.1f} "
+                    f"{name:18s} {size:4d} {which:18s} {r['seconds']:8.1f} {r['n']:6d} {r['full']:13.1f} "
                     f"{r['J']:13.4g} {r['J_content']:10.4g} {r['J_style']:10.4g} {r['peak'] / 2**20:8.0f}  "
                     f"{r['stopped']}",
                     flush=True,
                 )
-            t, o = rows["textbook"], rows["ours"]
-            print(
-                f"{'':18s} {'':4s} {'ratio':8s} {t['seconds'] / o['seconds']:7.2f}x {'':6s} {'':13s} "
-                f"{o['J'] / t['J']:12.3f}x {'':10s} {'':10s} {(o['peak'] - t['peak']) / 2**20:+8.0f}",
-                flush=True,
-            )
+            # ratios: the textbook's seconds over ours, and a variant's J and peak against ours
+            for ref, other in (("textbook", "ours"), *(("ours", v) for v in ("one-stage", "flip-winograd"))):
+                if ref in rows and other in rows:
+                    t, o = rows[ref], rows[other]
+                    print(
+                        f"{'':18s} {'':4s} {ref + '/' + other:18s} {t['seconds'] / o['seconds']:7.2f}x {'':6s} "
+                        f"{'':13s} {o['J'] / t['J']:12.3f}x {'':10s} {'':10s} {(o['peak'] - t['peak']) / 2**20:+8.0f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":
