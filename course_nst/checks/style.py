@@ -435,8 +435,8 @@ EXERCISES: list[Exercise] = [
         function="gram_matrix",
         diagnose=diagnose_gram_matrix,
         notebook="03_style_cost",
-        teaches="Style is the correlation between channels: G_kk' = sum_i sum_j a_ijk a_ijk', "
-        "an [n_C, n_C] matrix computed from the unrolled activations.",
+        teaches="Style as how strongly channels fire together (the lecture's 'correlation', an uncentred "
+        "second moment): G_kk' = sum_i sum_j a_ijk a_ijk', an [n_C, n_C] matrix of the unrolled activations.",
         points=1,
     ),
     Exercise(
