@@ -5,7 +5,7 @@ the final image, at the sizes people use:
 
 *ours*      ``style_transfer(content, style, backbone=..., size=..., init="noise")`` with every
             default: the backbone's layers, alpha, beta and tv_weight, the coarse-to-fine
-            schedule, early stopping, Winograd where it is on by default.
+            schedule, early stopping, bfloat16 or Winograd where each is on by default.
 *textbook*  the PyTorch neural-style tutorial's design (``Baseline`` in bench_transfer.py: an
             ``nn.Sequential`` copy of the network with a normalisation module and loss modules,
             parameters not frozen), the same weights, layers, alpha, beta and tv_weight, and
@@ -13,8 +13,9 @@ the final image, at the sizes people use:
             the image clamped to [0, 1] in the closure, 300 evaluations at full size.
 
 ``--impls`` adds ablations of ours, to say what bought what: *one-stage* is ours without coarse
-to fine (every evaluation at full size), *flip-winograd* ours with Winograd's convolutions
-switched the other way from the default at that size (off at <= 384 px, where it is on).
+to fine (every evaluation at full size), *float32* ours with ``bfloat16=False`` (the network
+in float32, with Winograd's convolutions where that is the default: <= 384 px on a CPU),
+*flip-winograd* the float32 one with Winograd switched the other way.
 
 Both start from the same white noise (seed 0). The final image of each is then measured
 with the same cost: our objective at full size (J, its content and style parts); lower is
@@ -27,7 +28,7 @@ each (for sizes too large to run whole on a laptop, e.g. 1024 px).
     .venv/bin/python benchmarks/bench_time_to_image.py --backbones vgg19 efficientnet_lite0 --sizes 256 512
     .venv/bin/python benchmarks/bench_time_to_image.py --memory-only --sizes 512 1024
     .venv/bin/python benchmarks/bench_time_to_image.py --save out/bench     # also the images
-    .venv/bin/python benchmarks/bench_time_to_image.py --impls ours one-stage flip-winograd  # what bought what
+    .venv/bin/python benchmarks/bench_time_to_image.py --impls textbook ours one-stage float32  # what bought what
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_transfer import Baseline, make_ours, run_in_child, status_mb
 
 CONTENT, STYLE = "chelsea", "swirls"
-IMPLS = ("textbook", "ours", "one-stage", "flip-winograd")
+IMPLS = ("textbook", "ours", "one-stage", "float32", "flip-winograd")
 
 
 def peak_rss_reset() -> float:
@@ -66,7 +67,7 @@ def _inputs(name: str, size: int):
 
 
 def _measure_final(bb, C, S, image):
-    """J of ``image`` with our objective at full size (the same cost for both)."""
+    """J of ``image`` with our objective at full size, in float32 (the same cost for all)."""
     objective = make_ours(bb, C, S)[2]  # built exactly as style_transfer builds it
     with torch.inference_mode():
         return {k: float(v) for k, v in objective(image).items()}
@@ -75,15 +76,27 @@ def _measure_final(bb, C, S, image):
 def run_ours(bb, C, S, memory_only: bool, variant: str = "ours"):
     from course_nst import style_transfer
 
-    steps, scales, winograd = None, None, None  # the defaults
+    steps, scales, winograd, bfloat16 = None, None, None, None  # the defaults
     if memory_only:  # three evaluations at the final size only: the peak is there
         steps, scales = 3, (1.0,)
     if variant == "one-stage":
         scales = (1.0,)
-    elif variant == "flip-winograd":
-        winograd = not (bb.device.type == "cpu" and max(C.shape[-2:]) <= 384)  # the opposite of the default
+    elif variant in ("float32", "flip-winograd"):
+        bfloat16 = False
+        if variant == "flip-winograd":  # the opposite of float32's default
+            winograd = not (bb.device.type == "cpu" and max(C.shape[-2:]) <= 384)
     r = style_transfer(
-        C, S, backbone=bb, init="noise", seed=0, progress=False, steps=steps, scales=scales, tol=1e-3, winograd=winograd
+        C,
+        S,
+        backbone=bb,
+        init="noise",
+        seed=0,
+        progress=False,
+        steps=steps,
+        scales=scales,
+        tol=1e-3,
+        winograd=winograd,
+        bfloat16=bfloat16,
     )
     return r.image, len(r.history), sum(rec["scale"] ** 2 for rec in r.history), r.stopped
 
@@ -170,8 +183,9 @@ def main() -> None:
                     f"{r['stopped']}",
                     flush=True,
                 )
-            # ratios: the textbook's seconds over ours, and a variant's J and peak against ours
-            for ref, other in (("textbook", "ours"), *(("ours", v) for v in ("one-stage", "flip-winograd"))):
+            # each row: what the second bought over the first (seconds first/second, J second/first, MB second - first)
+            pairs = (("textbook", "ours"), ("one-stage", "ours"), ("float32", "ours"), ("flip-winograd", "float32"))
+            for ref, other in pairs:
                 if ref in rows and other in rows:
                     t, o = rows[ref], rows[other]
                     print(

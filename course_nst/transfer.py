@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import controls, costs
-from ._fast import WeightCache, fast_features
+from ._fast import WeightCache, bfloat16_pays, fast_features
 from .backbones import Backbone, load_backbone
 from .errors import InputError
 from .images import resize
@@ -39,6 +39,7 @@ __all__ = [
     "converged",
     "default_scales",
     "estimate_memory",
+    "fast_path_settings",
     "initial_image",
     "output_shape",
     "stage_sizes",
@@ -162,7 +163,7 @@ class StyleTransferObjective:
     """J(G) for fixed C and S: the targets are computed once, then ``__call__`` is cheap.
 
     ``objective(G)`` returns a dict of 0-d tensors ``J, J_content, J_style, J_tv``; J is
-    differentiable with respect to G. ``winograd``: see :func:`style_transfer`.
+    differentiable with respect to G. ``winograd``, ``bfloat16``: see :func:`style_transfer`.
 
     ``style`` may be one image or a list of images. Without ``masks``, their Gram matrices
     are blended with ``style_weights`` (normalised to sum 1; default equal) into one target
@@ -184,11 +185,13 @@ class StyleTransferObjective:
         tv_weight: float,
         out_shape: tuple[int, int],
         winograd: bool = False,
+        bfloat16: bool = False,
         style_weights: Sequence[float] | None = None,
         masks: Sequence[Tensor] | None = None,
     ):
         self.backbone = backbone
         self.winograd = bool(winograd)
+        self.bfloat16 = bool(bfloat16)
         self.alpha, self.beta, self.tv_weight = float(alpha), float(beta), float(tv_weight)
         self.use_content = content is not None and self.alpha != 0.0
         self.use_style = style is not None and self.beta != 0.0 and bool(style_layers)
@@ -254,7 +257,9 @@ class StyleTransferObjective:
 
     def _features(self, image: Tensor, layers: list[str]) -> dict[str, Tensor]:
         # Backbone.features' activations, computed by its fast path (channels_last)
-        return fast_features(self.backbone, image, layers, self._weights_cache, winograd=self.winograd)
+        return fast_features(
+            self.backbone, image, layers, self._weights_cache, winograd=self.winograd, bfloat16=self.bfloat16
+        )
 
     def __call__(self, G: Tensor) -> dict[str, Tensor]:
         zero = G.new_zeros(())
@@ -342,6 +347,21 @@ def stage_steps(steps: int | Sequence[int], n_stages: int) -> list[int]:
     for n in counts:
         _check_positive(n, "every entry of steps", integer=True)
     return counts
+
+
+def fast_path_settings(
+    backbone: Backbone, shape: tuple[int, int], *, winograd: bool | None = None, bfloat16: bool | None = None
+) -> dict[str, bool]:
+    """``{"winograd": ..., "bfloat16": ...}``: how :func:`style_transfer` computes the network
+    for an image of ``shape`` (``None``: its default; see its docstring), to build a
+    :class:`StyleTransferObjective` whose evaluations cost what its evaluations cost."""
+    if winograd and bfloat16:
+        raise InputError("winograd=True computes in float32: it cannot be combined with bfloat16=True")
+    if bfloat16 is None:
+        bfloat16 = not winograd and bfloat16_pays(backbone)
+    if winograd is None:
+        winograd = not bfloat16 and backbone.device.type == "cpu" and max(shape) <= 384
+    return {"winograd": winograd, "bfloat16": bfloat16}
 
 
 # --------------------------------------------------------------------------------------
@@ -540,6 +560,7 @@ def style_transfer(
     callback: Callable[[int, Tensor, dict[str, float]], Any] | None = None,
     progress: bool = True,
     winograd: bool | None = None,
+    bfloat16: bool | None = None,
     colour: str | None = None,
     style_weights: Sequence[float] | None = None,
     masks: Sequence[Tensor] | None = None,
@@ -585,8 +606,16 @@ def style_transfer(
             with Winograd's F(4x4, 3x3) algorithm: each evaluation about 1.3-1.4x faster,
             for about 170 MB more memory and float32 rounding ~10x larger (still ~1e-5).
             ``None`` (default): on where it is faster within the memory goal (a CPU,
-            images up to 384 px; see ``benchmarks/README.md``). No effect on
+            images up to 384 px, float32; see ``benchmarks/README.md``). No effect on
             efficientnet_lite0 or on a GPU.
+        bfloat16: run the network in bfloat16 (the costs, their sums and the gradient
+            stay float32): on a CPU with bfloat16 instructions (AVX512-BF16, AMX), a VGG19
+            run ends about 1.6x sooner, its activations about 0.5% off float32's, and its
+            final J within about 1% of float32's (``benchmarks/README.md``).
+            The J in ``history`` is then the one bfloat16 computed. ``None`` (default): on
+            where it is faster (such a CPU and a network of dense convolutions, i.e. VGG19;
+            ``course_nst._fast.bfloat16_pays``), else off. Winograd's form is float32
+            only: ``winograd=True`` turns the default off, and asking for both is an error.
 
     Controls (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style Transfer";
     the maths is in :mod:`course_nst.controls`):
@@ -640,6 +669,8 @@ def style_transfer(
         raise InputError("give a content image, a style image, or both")
     if winograd is not None and not isinstance(winograd, bool):
         raise InputError(f"winograd must be True, False or None, got {winograd!r}")
+    if bfloat16 is not None and not isinstance(bfloat16, bool):
+        raise InputError(f"bfloat16 must be True, False or None, got {bfloat16!r}")
 
     if colour not in controls.COLOUR_MODES:
         raise InputError(f"colour must be None, 'luminance' or 'histogram', got {colour!r}")
@@ -672,8 +703,8 @@ def style_transfer(
         raise InputError(f"scales must rise to 1.0, each in (0, 1], e.g. (0.5, 1.0); got {tuple(scales)}")
     sizes = stage_sizes(scales, (H, W))
     per_stage = stage_steps(steps, len(sizes))
-    if winograd is None:
-        winograd = backbone.device.type == "cpu" and max(H, W) <= 384
+    fast = fast_path_settings(backbone, (H, W), winograd=winograd, bfloat16=bfloat16)
+    winograd, bfloat16 = fast["winograd"], fast["bfloat16"]
     if styles is None and S is not None:
         styles = [S]
     if styles is not None:  # the style's long side is style_scale times the stage's long side
@@ -712,6 +743,7 @@ def style_transfer(
         tv_weight=tv_weight,
         seed=seed,
         winograd=winograd,
+        bfloat16=bfloat16,
         colour=colour,
         styles=len(styles) if styles is not None else int(S is not None),
         style_weights=controls.check_style_weights(style_weights, len(styles)) if styles is not None else None,
@@ -741,6 +773,7 @@ def style_transfer(
             tv_weight=tv_weight * more,
             out_shape=(h, w),
             winograd=winograd,
+            bfloat16=bfloat16,
             style_weights=style_weights,
             masks=None if masks is None else [controls.resize_mask(m, (h, w)) for m in masks],
         )

@@ -102,18 +102,19 @@ def test_stylize_sample_names_and_files(tmp_path, capsys):
     assert f"wrote {out}" in stdout and "J before:" in stdout and "after:" in stdout
 
 
-def test_stylize_passes_winograd(tmp_path, capsys, monkeypatch):
+def test_stylize_passes_winograd_and_float32(tmp_path, capsys, monkeypatch):
     import course_nst.transfer as transfer
 
     seen = []
     real = transfer.style_transfer
 
     def recording(*args, **kwargs):
-        seen.append(kwargs["winograd"])
+        seen.append((kwargs["winograd"], kwargs["bfloat16"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(transfer, "style_transfer", recording)
-    for flag in ([], ["--winograd"]):
+    # without a flag, the library decides (None); each flag says one thing
+    for flag in ([], ["--winograd"], ["--float32"], ["--winograd", "--float32"]):
         out = tmp_path / f"r{len(seen)}.png"
         code = main(
             [
@@ -133,7 +134,7 @@ def test_stylize_passes_winograd(tmp_path, capsys, monkeypatch):
             ]
         )
         assert code == 0, capsys.readouterr()
-    assert seen == [False, True]
+    assert seen == [(None, None), (True, None), (None, False), (True, False)]
 
 
 def test_samples_and_weights_status(capsys, tmp_path, monkeypatch):

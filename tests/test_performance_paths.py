@@ -1,8 +1,9 @@
 """The fast path of the style-transfer loop computes what the plain path computes.
 
-``Backbone._fast_features`` (channels_last tensors, cached channels_last weights,
+``course_nst._fast.fast_features`` (channels_last tensors, cached channels_last weights,
 BatchNorm folded into the convolutions, ReLUs in place where nobody asked for their
-input, Winograd 3x3 convolutions for VGG19's wide layers: tests/test_winograd.py)
+input; Winograd 3x3 convolutions for VGG19's wide layers: tests/test_winograd.py;
+bfloat16: tests/test_bfloat16.py)
 and the channels_last branch of ``costs.gram_matrix`` are optimisations only: same
 activations, same costs, same gradients, to float32 rounding. No timing here; see
 benchmarks/bench_transfer.py.
