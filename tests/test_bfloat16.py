@@ -64,19 +64,11 @@ def test_bfloat16_weights_follow_parameter_changes(image):
     assert _rel(before, plain) > 1.0  # the old copy would be far off
 
 
-def test_objective_in_bfloat16_is_the_same_function(vgg_original):
+def test_objective_in_bfloat16_is_the_same_function(vgg_original, default_objective_kw):
     C = samples.load("chelsea", max_size=96)
     S = samples.load("swirls", max_size=96)
     H, W = C.shape[-2:]
-    d = vgg_original.defaults
-    kw = dict(
-        content_layer=d.content_layer,
-        style_layers=dict(d.style_layers),
-        alpha=d.alpha,
-        beta=d.beta,
-        tv_weight=d.tv_weight,
-        out_shape=(H, W),
-    )
+    kw = default_objective_kw(vgg_original, (H, W))
     terms = {}
     for low in (False, True):
         obj = StyleTransferObjective(vgg_original, C, S, bfloat16=low, **kw)

@@ -178,19 +178,11 @@ def test_winograd_weights_follow_parameter_changes():
     assert _rel(fast, plain.double()) < 1e-4
 
 
-def test_objective_with_winograd_is_the_same_function(vgg_random, monkeypatch):
+def test_objective_with_winograd_is_the_same_function(vgg_random, monkeypatch, default_objective_kw):
     C = samples.load("chelsea", max_size=128)
     S = samples.load("swirls", max_size=128)
     H, W = C.shape[-2:]
-    d = vgg_random.defaults
-    kw = dict(
-        content_layer=d.content_layer,
-        style_layers=dict(d.style_layers),
-        alpha=d.alpha,
-        beta=d.beta,
-        tv_weight=d.tv_weight,
-        out_shape=(H, W),
-    )
+    kw = default_objective_kw(vgg_random, (H, W))
     calls = _spy(monkeypatch)
     terms = {}
     for winograd in (False, True):
